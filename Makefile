@@ -1,0 +1,35 @@
+# Every target sets up what it needs: a fresh clone on a fresh machine works.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: bootstrap test test-fast lint drill bench clean
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+## The whole suite. Tests start (and stop) their own PostgreSQL, Redis, fault proxy and
+## payment services on 127.0.0.1; nothing needs to be running beforehand.
+test: bootstrap
+	$(PY) -m pytest -p no:cacheprovider -q
+
+test-fast: bootstrap
+	$(PY) -m pytest -q -m "not slow and not stack"
+
+lint: bootstrap
+	$(PY) -m ruff check resilience faultline payments tests benchmarks
+	$(PY) -m mypy resilience
+	$(PY) -m mypy faultline payments
+
+## A real drill on the embedded local stack (about two minutes).
+drill: bootstrap
+	$(VENV)/bin/faultline run scenarios/default/*.yaml
+
+bench: bootstrap
+	$(PY) benchmarks/overhead.py
+	$(PY) benchmarks/proxy.py
+	$(PY) benchmarks/stack.py
+	$(PY) benchmarks/checkers.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache
