@@ -1,0 +1,64 @@
+"""Shared process plumbing: logging, uvicorn for ASGI apps, a tiny HTTP server for the
+``/healthz`` + ``/metrics`` port of the relay and the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+__all__ = ["install_stop_signals", "serve_asgi", "setup_logging", "start_ops_server"]
+
+
+def setup_logging(service: str) -> logging.Logger:
+    """Plain line logs on stderr; secrets and holder details are never passed to them."""
+    logging.basicConfig(level=logging.INFO,
+                        format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s")
+    return logging.getLogger(f"payments.{service}")
+
+
+def serve_asgi(app: Any, host: str, port: int) -> None:
+    """Run an ASGI app with uvicorn on uvloop + httptools (the fastest pure-pip stack)."""
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, loop="uvloop", http="httptools",
+                lifespan="on", access_log=False, log_level="warning",
+                timeout_keep_alive=30, backlog=2048)
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    """SIGTERM/SIGINT set ``stop`` so loops finish their current batch and exit."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def start_ops_server(host: str, port: int,
+                           healthy: Callable[[], bool] = lambda: True) -> asyncio.Server:
+    """``GET /healthz`` and ``GET /metrics`` on a raw asyncio server (no framework needed)."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            path = head.split(b" ", 2)[1].split(b"?")[0] if b" " in head else b"/"
+            if path == b"/metrics":
+                status, ctype, body = "200 OK", CONTENT_TYPE_LATEST, generate_latest()
+            elif path == b"/healthz":
+                ok = healthy()
+                status = "200 OK" if ok else "503 Service Unavailable"
+                ctype, body = "application/json", b'{"ok":true}' if ok else b'{"ok":false}'
+            else:
+                status, ctype, body = "404 Not Found", "application/json", b'{"error":"not found"}'
+            writer.write(f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: "
+                         f"{len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+            await writer.drain()
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
+            pass
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(handle, host, port)

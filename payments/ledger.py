@@ -1,0 +1,192 @@
+"""The double-entry ledger transaction: one transfer = two entries, an outbox event, an
+audit row and (when called by the api) the idempotency record, all in ONE transaction.
+
+Shared by the api, the seeder and benchmarks/stack.py, so the benchmark's "direct"
+column measures exactly the transaction the api runs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from payments import audit
+
+__all__ = [
+    "IdempotencyCompletion",
+    "LedgerError",
+    "Transfer",
+    "check_transfer",
+    "event_payload",
+    "lock_accounts",
+    "post_transfer",
+    "read_accounts",
+    "transfer_body",
+]
+
+
+class LedgerError(Exception):
+    """A transfer the ledger refuses; maps to a 4xx answer."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field
+
+
+class ClaimLostError(Exception):
+    """The idempotency claim was taken over (lease expired); this attempt must not commit."""
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """A validated transfer request plus the ids it will be stored under."""
+
+    merchant_id: str
+    from_account: str
+    to_account: str
+    amount: int
+    currency: str
+    idempotency_key: str | None = None
+    status: str = "posted"  # posted | review (risk fallback accepted it unscored)
+    id: str = ""
+    event_id: str = ""
+    created_at: datetime | None = None
+
+    @staticmethod
+    def new(**kw: Any) -> Transfer:
+        """A transfer with fresh ids and timestamp."""
+        return Transfer(id="tr_" + uuid.uuid4().hex, event_id=str(uuid.uuid4()),
+                        created_at=datetime.now(UTC), **kw)
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyCompletion:
+    """Marks the claimed key done with this response, in the transfer's transaction."""
+
+    key: str
+    claim_token: str
+    status_code: int
+    response_body: str
+
+
+def transfer_body(t: Transfer) -> dict[str, Any]:
+    """The API representation of a transfer (also what idempotency replays)."""
+    assert t.created_at is not None
+    return {"id": t.id, "merchant_id": t.merchant_id, "idempotency_key": t.idempotency_key,
+            "from_account": t.from_account, "to_account": t.to_account, "amount": t.amount,
+            "currency": t.currency, "status": t.status, "created_at": t.created_at.isoformat()}
+
+
+def event_payload(t: Transfer) -> str:
+    """The outbox / stream event for a posted transfer."""
+    return orjson.dumps({
+        "event_id": t.event_id, "type": "transfer.posted", "transfer_id": t.id,
+        "merchant_id": t.merchant_id, "currency": t.currency, "amount": t.amount,
+        "legs": [[t.from_account, -t.amount], [t.to_account, t.amount]],
+    }).decode()
+
+
+_ACCOUNTS = ("SELECT id, merchant_id, currency, kind, non_negative, balance FROM accounts"
+             " WHERE id = ANY($1::text[]) ORDER BY id")
+
+
+async def lock_accounts(conn: Any, ids: list[str]) -> dict[str, Any]:
+    """Row-lock both accounts in id order (one global lock order: no deadlocks)."""
+    rows = await conn.fetch(_ACCOUNTS + " FOR UPDATE", ids)
+    return {r["id"]: r for r in rows}
+
+
+async def read_accounts(conn: Any, ids: list[str]) -> dict[str, Any]:
+    """Read accounts without locking (only the ``non_negative_in_python`` bug does this)."""
+    rows = await conn.fetch(_ACCOUNTS, ids)
+    return {r["id"]: r for r in rows}
+
+
+def check_transfer(t: Transfer, accounts: dict[str, Any]) -> None:
+    """Raise ``LedgerError`` unless ``t`` may be posted given the (locked) accounts."""
+    src, dst = accounts.get(t.from_account), accounts.get(t.to_account)
+    if src is None:
+        raise LedgerError(404, "account_not_found", "from_account does not exist", "from_account")
+    if dst is None:
+        raise LedgerError(404, "account_not_found", "to_account does not exist", "to_account")
+    if src["merchant_id"] != t.merchant_id:
+        # A merchant moves money only out of its own accounts.
+        raise LedgerError(403, "forbidden", "from_account belongs to another merchant",
+                          "from_account")
+    for acc, fld in ((src, "from_account"), (dst, "to_account")):
+        if acc["currency"].strip() != t.currency:
+            raise LedgerError(422, "currency_mismatch",
+                              f"{fld} is in {acc['currency']}, not {t.currency}", fld)
+    if src["non_negative"] and src["balance"] < t.amount:
+        raise LedgerError(422, "insufficient_funds", "from_account has insufficient funds",
+                          "amount")
+
+
+_POST = """
+WITH t AS (
+    INSERT INTO transfers (id, merchant_id, idempotency_key, from_account, to_account,
+                           amount, currency, status, created_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id
+), legs (acc, amt) AS (
+    VALUES ($4::text, -$6::bigint), ($5::text, $6::bigint)
+), e AS (
+    INSERT INTO entries (transfer_id, account_id, amount, currency)
+    SELECT t.id, legs.acc, legs.amt, $7 FROM t, legs
+), u AS (
+    UPDATE accounts a SET balance = a.balance + legs.amt FROM legs WHERE a.id = legs.acc
+), o AS (
+    INSERT INTO outbox (event_id, transfer_id, payload)
+    SELECT $10, t.id, $11 FROM t WHERE $12::boolean
+), i AS (
+    UPDATE idempotency SET state = 'done', status_code = $14, response_body = $15
+    WHERE merchant_id = $2 AND key = $3 AND claim_token = $13 AND state = 'in_flight'
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM i) AS completed{audit}
+"""
+# The audit append rides in the same statement: one round trip fewer, and the chain-head
+# lock is taken as late as possible and held only until COMMIT.
+_POST_AUDITED = _POST.format(audit=", audit_append('transfer', $1, 'posted', $16) AS seq")
+_POST_PLAIN = _POST.format(audit="")
+
+
+async def post_transfer(conn: Any, t: Transfer, *, completion: IdempotencyCompletion | None,
+                        lock: bool = True, with_outbox: bool = True,
+                        racy_audit: bool = False) -> None:
+    """Post ``t`` inside the caller's open transaction.
+
+    Locks and checks both accounts (unless ``lock`` is off: the ``non_negative_in_python``
+    bug, whose caller checked beforehand without a lock), writes the transfer, its two
+    entries, the balance updates, the outbox event, the idempotency completion and last
+    the audit row (last, so the chain-head lock is held for the shortest time).
+    """
+    if lock:
+        check_transfer(t, await lock_accounts(conn, sorted({t.from_account, t.to_account})))
+    c = completion
+    payload = audit.canonical_payload(
+        {"transfer_id": t.id, "merchant_id": t.merchant_id, "from_account": t.from_account,
+         "to_account": t.to_account, "amount": t.amount, "currency": t.currency,
+         "status": t.status})
+    args: list[Any] = [t.id, t.merchant_id, t.idempotency_key, t.from_account, t.to_account, t.amount,
+        t.currency, t.status, t.created_at, t.event_id, event_payload(t), with_outbox,
+        c.claim_token if c else None, c.status_code if c else None,
+        c.response_body if c else None]
+    if racy_audit:
+        row = await conn.fetchrow(_POST_PLAIN, *args)
+    else:
+        row = await conn.fetchrow(_POST_AUDITED, *args, payload)
+    if c is not None and row["completed"] != 1:
+        raise ClaimLostError(f"idempotency claim for {c.key!r} is no longer ours")
+    if racy_audit:
+        # BUG(audit_chain_skip)
+        await audit.append(conn, "transfer", t.id, "posted", payload, racy=True)
+
+
+async def insert_outbox(conn: Any, t: Transfer) -> None:
+    """Write the outbox row on its own (only the ``outbox_outside_tx`` bug does this)."""
+    await conn.execute("INSERT INTO outbox (event_id, transfer_id, payload) VALUES ($1, $2, $3)",
+                       t.event_id, t.id, event_payload(t))
