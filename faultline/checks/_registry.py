@@ -1,0 +1,85 @@
+"""Checkers composed by name; a crashing checker yields ``unknown``, never ``True``."""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from ._result import UNKNOWN, CheckContext, CheckResult
+
+__all__ = ["CHECKERS", "INVARIANTS", "Checker", "checker", "run_checks"]
+
+Checker = Callable[[Sequence[Mapping[str, Any]], Mapping[str, Any], CheckContext], CheckResult]
+
+#: name -> checker function; filled by the ``@checker`` decorator at import
+CHECKERS: dict[str, Checker] = {}
+
+#: the invariant checkers, in the order they run when a scenario says "all"
+INVARIANTS: tuple[str, ...] = (
+    "conservation",
+    "balanced_entries",
+    "non_negative",
+    "acknowledged_exactly_once",
+    "idempotent_replay",
+    "outbox_delivered",
+    "projection_converges",
+    "audit_complete",
+)
+
+
+def checker(name: str) -> Callable[[Checker], Checker]:
+    """Register ``fn`` under ``name`` (used by every built-in checker)."""
+
+    def register(fn: Checker) -> Checker:
+        CHECKERS[name] = fn
+        return fn
+
+    return register
+
+
+def _crashed(name: str, exc: BaseException) -> CheckResult:
+    tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
+    return CheckResult(
+        name=name,
+        valid=UNKNOWN,
+        counts={},
+        errors=[{"type": "checker_crashed", "count": 1, "first": tb, "worst": tb, "last": tb}],
+        message=f"checker crashed: {tb}",
+    )
+
+
+def run_checks(
+    names: Iterable[str] | None,
+    history: Sequence[Mapping[str, Any]],
+    state: Mapping[str, Any] | None,
+    context: CheckContext | None = None,
+) -> list[CheckResult]:
+    """Run the named checkers (``None`` or ``["all"]`` = every invariant).
+
+    An unknown name, a missing final state or a checker that raises each give a
+    result with ``valid == "unknown"`` — so the verdict can never be 0 by omission.
+    """
+    wanted = list(INVARIANTS) if names is None else list(names)
+    if "all" in wanted:
+        wanted = [n for n in wanted if n != "all"] + [n for n in INVARIANTS if n not in wanted]
+    ctx = context if context is not None else CheckContext()
+    results: list[CheckResult] = []
+    for name in wanted:
+        fn = CHECKERS.get(name)
+        if fn is None:
+            results.append(
+                CheckResult(name=name, valid=UNKNOWN, message=f"no checker named {name!r}")
+            )
+            continue
+        if state is None:
+            results.append(
+                CheckResult(name=name, valid=UNKNOWN, message="no final-state snapshot")
+            )
+            continue
+        try:
+            result = fn(history, state, ctx)
+        except Exception as exc:  # a broken checker must not pass the drill
+            result = _crashed(name, exc)
+        results.append(result)
+    return results
