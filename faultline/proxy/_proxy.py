@@ -1,0 +1,204 @@
+"""A proxy: a listener, its live connections and its toxics (Toxiproxy's ``Proxy``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import socket
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from faultline.proxy._errors import APIError, bad_request
+from faultline.proxy._events import EventLog
+from faultline.proxy._link import Connection
+from faultline.proxy._toxics import STREAMS, Toxic
+
+__all__ = ["Proxy", "bind_listener", "format_address", "split_address"]
+
+DEFAULT_HOST = "127.0.0.1"
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """``"host:port"`` (or ``"[v6]:port"``) as ``(host, port)``; ValueError if malformed."""
+    host, sep, port_text = address.rpartition(":")
+    if not sep:
+        raise ValueError(f"address {address!r}: missing port")
+    host = host.strip("[]")
+    port = int(port_text)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"address {address!r}: port out of range")
+    return host, port
+
+
+def format_address(host: str, port: int) -> str:
+    """Go's ``host:port`` (IPv6 hosts in brackets)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def bind_listener(listen: str) -> socket.socket:
+    """Bind a listening socket for ``listen``; an empty host means 127.0.0.1.
+
+    Raises :class:`APIError` with Go's message (status 500, as Toxiproxy) when the
+    address cannot be bound.
+    """
+    try:
+        host, port = split_address(listen) if listen else ("", 0)
+    except ValueError as exc:
+        raise bad_request(str(exc)) from None
+    host = host or DEFAULT_HOST
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, sockaddr = infos[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise APIError(f"listen tcp {listen}: {exc.strerror or exc}", 500) from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(sockaddr)
+        sock.listen(1024)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        reason = (exc.strerror or str(exc)).lower()
+        if exc.errno == errno.EADDRINUSE:
+            reason = "address already in use"
+        raise APIError(f"listen tcp {listen}: bind: {reason}", 500) from None
+    return sock
+
+
+class Proxy:
+    """One named proxy: ``listen`` -> ``upstream``, with toxics per direction."""
+
+    def __init__(
+        self,
+        name: str,
+        listen: str,
+        upstream: str,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        events: EventLog,
+        seed: int | None,
+    ) -> None:
+        self.name = name
+        self.listen = listen
+        self.upstream = upstream
+        self.enabled = False
+        self.loop = loop
+        self.events = events
+        self.seed = seed
+        self.toxics: dict[str, dict[str, Toxic]] = {s: {} for s in STREAMS}
+        self.connections: set[Connection] = set()
+        self.server: asyncio.Server | None = None
+        self._ordinal = 0
+        self.bytes_closed = {"upstream": 0, "downstream": 0}
+        self.connections_total = 0
+
+    # -- JSON --------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        """Toxiproxy's shape: ``{name, listen, upstream, enabled, toxics}``."""
+        return {
+            "name": self.name,
+            "listen": self.listen,
+            "upstream": self.upstream,
+            "enabled": self.enabled,
+            "toxics": [t.to_json() for t in self.toxic_list()],
+        }
+
+    def toxic_list(self) -> list[Toxic]:
+        """Every toxic, upstream ones first, each direction in insertion order."""
+        return [t for s in STREAMS for t in self.toxics[s].values()]
+
+    def find_toxic(self, name: str) -> Toxic | None:
+        """The toxic called ``name``, in either direction."""
+        for stream in STREAMS:
+            if name in self.toxics[stream]:
+                return self.toxics[stream][name]
+        return None
+
+    def upstream_address(self) -> tuple[str, int]:
+        """Where to connect upstream."""
+        return split_address(self.upstream)
+
+    def log(self, message: str) -> None:
+        """A line on stderr (the server's log)."""
+        print(f"faultline proxy {self.name}: {message}", file=sys.stderr, flush=True)
+
+    # -- lifecycle -----------------------------------------------------------------
+    async def start(self, sock: socket.socket | None = None) -> None:
+        """Listen (on ``sock`` when already bound) and accept connections."""
+        if self.enabled:
+            return
+        if sock is None:
+            sock = bind_listener(self.listen)
+        try:
+            self.server = await self.loop.create_server(self._accept, sock=sock)
+        except OSError as exc:
+            sock.close()
+            raise APIError(f"listen tcp {self.listen}: {exc}", 500) from None
+        host, port = sock.getsockname()[:2]
+        self.listen = format_address(host, port)
+        self.enabled = True
+
+    def _accept(self) -> asyncio.BaseProtocol:
+        conn = Connection(self, self._ordinal)
+        self._ordinal += 1
+        self.connections_total += 1
+        return conn.client
+
+    def stop(self) -> None:
+        """Stop listening and close every live connection."""
+        if not self.enabled:
+            return
+        self.enabled = False
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        for conn in list(self.connections):
+            conn.abort()
+
+    def connection_closed(self, conn: Connection) -> None:
+        """Bookkeeping when a connection ends."""
+        self.connections.discard(conn)
+        self.bytes_closed["upstream"] += conn.up.bytes
+        self.bytes_closed["downstream"] += conn.down.bytes
+
+    def bytes_total(self, direction: str) -> int:
+        """Bytes received from the source of ``direction`` so far."""
+        live = sum(c.link(direction).bytes for c in self.connections)
+        return self.bytes_closed[direction] + live
+
+    # -- toxics ---------------------------------------------------------------------
+    def _each_link(self, direction: str, action: Callable[[Any], None]) -> None:
+        for conn in list(self.connections):
+            if not conn.closed:
+                action(conn.link(direction))
+
+    def add_toxic(self, toxic: Toxic) -> None:
+        """Add a toxic; it applies to live connections at once."""
+        self.toxics[toxic.stream.lower()][toxic.name] = toxic
+        self._each_link(toxic.direction, lambda link: link.add_toxic(toxic))
+        self.events.emit("toxic_added", proxy=self.name, toxic=toxic.to_json())
+
+    def update_toxic(self, toxic: Toxic, toxicity_changed: bool) -> None:
+        """The toxic changed in place: tell the live connections."""
+        self._each_link(toxic.direction, lambda link: link.update_toxic(toxic, toxicity_changed))
+        self.events.emit("toxic_updated", proxy=self.name, toxic=toxic.to_json())
+
+    def remove_toxic(self, toxic: Toxic) -> None:
+        """Remove a toxic from the proxy and every live connection."""
+        del self.toxics[toxic.stream.lower()][toxic.name]
+        self._each_link(toxic.direction, lambda link: link.remove_toxic(toxic.name))
+        self.events.emit("toxic_removed", proxy=self.name, toxic=toxic.to_json())
+
+    def remove_all_toxics(self) -> None:
+        """Remove every toxic (``/reset``)."""
+        for toxic in self.toxic_list():
+            self.remove_toxic(toxic)
+
+    def close_listener_socket(self) -> None:
+        """Close the listener if any (server shutdown)."""
+        if self.server is not None:
+            with contextlib.suppress(Exception):
+                self.server.close()
