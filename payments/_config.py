@@ -12,6 +12,8 @@ __all__ = ["Settings", "load_settings"]
 # A fixed development key so a bare `python -m payments.api` works; real deployments set
 # PAYMENTS_ENCRYPTION_KEY. Derived, not literal, so it never looks like a real secret.
 _DEV_KEY = hashlib.sha256(b"faultline-payments-development-only").digest()
+_DEFAULT_DATABASE_URL = "postgresql://faultline:faultline@127.0.0.1:5432/payments"
+_DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def _env(name: str, default: str = "") -> str:
@@ -32,9 +34,9 @@ def _int(name: str, default: int) -> int:
 class Settings:
     """Everything a payment service is configured with; see contracts §4."""
 
-    database_url: str = "postgresql://faultline:faultline@127.0.0.1:5432/payments"
+    database_url: str = _DEFAULT_DATABASE_URL
     replica_url: str = ""
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = _DEFAULT_REDIS_URL
     risk_url: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
@@ -77,9 +79,9 @@ def load_settings() -> Settings:
     if unknown:
         raise ValueError(f"unknown PAYMENTS_BUGS: {sorted(unknown)}; known: {sorted(BUGS)}")
     return Settings(
-        database_url=_env("PAYMENTS_DATABASE_URL", Settings.database_url),
+        database_url=_env("PAYMENTS_DATABASE_URL", _DEFAULT_DATABASE_URL),
         replica_url=_env("PAYMENTS_REPLICA_URL"),
-        redis_url=_env("PAYMENTS_REDIS_URL", Settings.redis_url),
+        redis_url=_env("PAYMENTS_REDIS_URL", _DEFAULT_REDIS_URL),
         risk_url=_env("PAYMENTS_RISK_URL"),
         host=_env("PAYMENTS_HOST", "127.0.0.1"),
         port=_int("PAYMENTS_PORT", 8000),

@@ -9,7 +9,7 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, disable_created_metrics, generate_latest
 
 __all__ = ["install_stop_signals", "serve_asgi", "setup_logging", "start_ops_server"]
 
@@ -18,6 +18,8 @@ def setup_logging(service: str) -> logging.Logger:
     """Plain line logs on stderr; secrets and holder details are never passed to them."""
     logging.basicConfig(level=logging.INFO,
                         format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per risk call is noise
+    disable_created_metrics()
     return logging.getLogger(f"payments.{service}")
 
 
