@@ -304,6 +304,21 @@ class ComposeStack:
             seed=seed,
         )
 
+    def recreate(self, service: str, env: Mapping[str, str]) -> None:
+        """Recreate one service with environment overrides (e.g. ``PAYMENTS_BUGS``), leaving
+        the others running; used to switch a deliberate bug on and off mid-session."""
+        import yaml
+
+        if self._resolved is None:
+            raise ComposeError("recreate() before start()")
+        config = yaml.safe_load(self._resolved.read_text())
+        environment = config["services"][service].setdefault("environment", {})
+        environment.update({k: str(v) for k, v in env.items()})
+        self._resolved.write_text(yaml.safe_dump(config, sort_keys=False))
+        self._services = dict(config["services"])
+        self.compose("up", "--detach", "--no-deps", "--no-build", service)
+        self.wait_healthy([service])
+
     def save_logs(self) -> Path:
         """Write each container's log (with timestamps) to ``RUN_DIR/logs/<service>.log``."""
         logs = self.run_dir / "logs"
