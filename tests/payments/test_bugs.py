@@ -1,0 +1,130 @@
+"""The deliberate bugs really break their invariants (so drills have something to catch),
+and the correct code keeps the same invariants under the same workload."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from payments_stack import Stack, ledger_problems, new_stack, random_key, run_async
+
+from faultline.stack._embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from payments import audit
+
+pytestmark = pytest.mark.stack
+
+
+@pytest.fixture
+def make_stack(postgres_server: EmbeddedPostgres,
+               module_redis: EmbeddedRedis) -> Iterator[Any]:
+    stacks: list[Stack] = []
+
+    def make(bugs: str, *, risk_latency_ms: int = 0, balance: int = 100_000,
+             services: tuple[str, ...] = ("api",)) -> Stack:
+        s = new_stack(postgres_server, module_redis.url, "bugs", PAYMENTS_BUGS=bugs)
+        stacks.append(s)
+        redis.Redis.from_url(module_redis.url).flushdb()
+        s.run_seed("--merchants", "1", "--accounts", "4", "--balance", str(balance))
+        extra = {}
+        if risk_latency_ms:
+            risk = s.start("risk", PAYMENTS_RISK_LATENCY_MS=str(risk_latency_ms))
+            extra["PAYMENTS_RISK_URL"] = risk.url
+        for name in services:
+            if name.startswith("worker"):
+                s.start("worker", name, PAYMENTS_WORKER_NAME=name)
+            else:
+                s.start(name, **(extra if name == "api" else {}))
+        return s
+
+    yield make
+    for s in stacks:
+        s.stop_all()
+
+
+def burst(stack: Stack, bodies: list[dict[str, Any]], keys: list[str]) -> list[httpx.Response]:
+    m = stack.seed["merchants"][0]
+
+    async def go() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=stack.services["api"].url, timeout=20,
+                                     headers={"authorization": f"Bearer {m['api_key']}"}) as c:
+            return list(await asyncio.gather(*[
+                c.post("/v1/transfers", json=b, headers={"idempotency-key": k})
+                for b, k in zip(bodies, keys, strict=True)]))
+
+    return list(run_async(go()))
+
+
+def body(stack: Stack, amount: int, src: int = 0, dst: int = 1) -> dict[str, Any]:
+    accounts = stack.seed["merchants"][0]["accounts"]
+    return {"from_account": accounts[src], "to_account": accounts[dst], "amount": amount,
+            "currency": "EUR"}
+
+
+@pytest.mark.parametrize("bugs", ["", "idempotency_not_atomic"])
+def test_idempotency_not_atomic_double_charges(make_stack: Any, bugs: str) -> None:
+    s = make_stack(bugs, risk_latency_ms=100)
+    key = random_key()
+    burst(s, [body(s, 10)] * 6, [key] * 6)
+    count = sum(1 for t in s.snapshot()["transfers"] if t["idempotency_key"] == key)
+    if bugs:
+        assert count > 1  # the same key moved money more than once
+    else:
+        assert count == 1
+
+
+@pytest.mark.parametrize("bugs", ["", "non_negative_in_python"])
+def test_non_negative_in_python_overdraws(make_stack: Any, bugs: str) -> None:
+    s = make_stack(bugs, risk_latency_ms=100, balance=500)
+    responses = burst(s, [body(s, 400)] * 6, [random_key() for _ in range(6)])
+    snap = s.snapshot()
+    if bugs:
+        assert any("negative" in p for p in ledger_problems(snap))
+    else:
+        assert [r.status_code for r in responses].count(201) == 1
+        assert ledger_problems(snap) == []
+
+
+def test_ack_before_commit_acknowledges_what_never_happened(make_stack: Any) -> None:
+    s = make_stack("ack_before_commit", balance=500)
+    r = burst(s, [body(s, 900)], [random_key()])[0]
+    assert r.status_code == 201  # acknowledged ...
+    assert r.json()["id"] not in {t["id"] for t in s.snapshot()["transfers"]}  # ... never posted
+
+
+@pytest.mark.parametrize("bugs", ["", "audit_chain_skip"])
+def test_audit_chain_skip_forks_the_chain(make_stack: Any, bugs: str) -> None:
+    s = make_stack(bugs)
+    burst(s, [body(s, 1, i % 4, (i + 1) % 4) for i in range(40)],
+          [random_key() for _ in range(40)])
+    problems = audit.verify_chain(s.snapshot()["audit"])
+    assert bool(problems) == bool(bugs)
+
+
+@pytest.mark.parametrize("bugs", ["", "projection_double_apply"])
+def test_duplicate_delivery_applied_once_unless_bug(make_stack: Any, module_redis: EmbeddedRedis,
+                                                    bugs: str) -> None:
+    s = make_stack(bugs, services=("api", "relay", "worker-1"))
+    burst(s, [body(s, 5)], [random_key()])
+    s.wait_converged(timeout=15)
+    client = redis.Redis.from_url(module_redis.url)
+    _sid, fields = client.xrange("payments.events")[-1]
+    client.xadd("payments.events", fields)  # at-least-once: the same event delivered twice
+    if bugs:
+        with pytest.raises(AssertionError, match="projection"):
+            s.wait_converged(timeout=3)
+    else:
+        s.wait_converged(timeout=10)
+
+
+def test_risk_down_falls_back_to_review(make_stack: Any) -> None:
+    s = make_stack("")
+    s.services["api"].stop()
+    s.start("api", PAYMENTS_RISK_URL=f"http://127.0.0.1:{free_port()}",
+            PAYMENTS_RISK_FALLBACK="accept")
+    r = burst(s, [body(s, 10)], [random_key()])[0]
+    assert r.status_code == 201, r.text
+    assert r.json()["status"] == "review"  # accepted unscored, flagged for review
