@@ -69,7 +69,7 @@ class ContainerNemesis:
     clock: Callable[[], int] = time.monotonic_ns
     events: list[dict[str, Any]] = field(default_factory=list)
     _paused: set[str] = field(default_factory=set, init=False)
-    _down: set[str] = field(default_factory=set, init=False)
+    _down: dict[str, str] = field(default_factory=dict, init=False)
     _cut: dict[str, set[str]] = field(default_factory=dict, init=False)
     _timers: list[threading.Timer] = field(default_factory=list, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
@@ -124,7 +124,7 @@ class ContainerNemesis:
         except Exception as exc:
             raise ContainerFaultError(f"kill {service} with {sig}: {exc}") from exc
         with self._lock:
-            self._down.add(service)
+            self._down[service] = "kill"
         line = self._emit("start", "kill", service, signal=sig, restart_after=restart_after, **extra)
         if restart_after is not None:
             timer = threading.Timer(restart_after, self._restart_quietly, args=(service, extra))
@@ -142,15 +142,14 @@ class ContainerNemesis:
         box = self.container(service)
         box.reload()
         with self._lock:
-            was_down = service in self._down
-            self._down.discard(service)
+            was_down = self._down.pop(service, None)
         if box.attrs["State"]["Status"] != "running":
             try:
                 box.start()
             except Exception as exc:
                 raise ContainerFaultError(f"start {service}: {exc}") from exc
-        if was_down:
-            return self._emit("stop", "kill", service, **extra)
+        if was_down is not None:
+            return self._emit("stop", was_down, service, **extra)
         return None
 
     def stop(self, service: str, timeout: float = 5.0, **extra: Any) -> dict[str, Any]:
@@ -161,7 +160,7 @@ class ContainerNemesis:
         except Exception as exc:
             raise ContainerFaultError(f"stop {service}: {exc}") from exc
         with self._lock:
-            self._down.add(service)
+            self._down[service] = "stop"
         return self._emit("start", "stop", service, timeout=timeout, **extra)
 
     def pause(self, service: str, **extra: Any) -> dict[str, Any]:
