@@ -7,12 +7,15 @@ globally unique (UUIDs), and a snapshot row keeps both.
 from __future__ import annotations
 
 import contextlib
+import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from ._history import history_index
 from ._registry import checker
-from ._result import CheckContext, CheckResult, ErrorCollector
+from ._result import UNKNOWN, CheckContext, CheckResult, ErrorCollector
 
 __all__ = ["acknowledged_exactly_once", "idempotent_replay"]
 
@@ -33,77 +36,59 @@ def acknowledged_exactly_once(
     baseline snapshot and seed transfers without a key are the stack's own).
     """
     ix = history_index(history, ctx)
+    if ix.operations == 0:
+        return CheckResult(
+            name="acknowledged_exactly_once",
+            valid=UNKNOWN,
+            message="the history has no client operations: nothing was checked",
+        )
+    transfers = state.get("transfers", ())
     before = _baseline_ids(ctx)
-    rows_by_key: dict[Any, list[Any]] = {}
-    seeded = 0
-    for tr in state.get("transfers", ()):
-        tid = tr["id"]
-        if tid in before:
+    if before:
+        transfers = [t for t in transfers if t["id"] not in before]
+    per_key = Counter(map(itemgetter("idempotency_key"), transfers))
+    seeded = per_key.pop(None, 0)
+    bad_keys: dict[Any, tuple[str, list[int]]] = {}
+    ok_first, info_first, fail_first = ix.ok_first, ix.info_first, ix.fail_first
+    get = per_key.get
+    for key, (line, _status, _body) in ok_first.items():
+        if get(key) != 1:
+            bad_keys[key] = ("lost_ok" if not get(key) else "double_charge", [line])
+    duplicated = (
+        {k for k, n in per_key.items() if n > 1} if len(per_key) + seeded != len(transfers) else set()
+    )
+    for key in duplicated:
+        if key in ok_first:
             continue
-        key = tr.get("idempotency_key")
-        if key is None:
-            seeded += 1
-            continue
-        ids = rows_by_key.get(key)
-        if ids is None:
-            rows_by_key[key] = [tid]
-        else:
-            ids.append(tid)
+        if key in info_first:
+            bad_keys[key] = ("info_applied_twice", [info_first[key]])
+    for key, line in fail_first.items():
+        if key not in ok_first and key not in info_first and get(key):
+            bad_keys[key] = ("failed_but_applied", [line])
+    known = ix.invoked_keys
+    for key in per_key.keys() - known - ok_first.keys() - info_first.keys() - fail_first.keys():
+        bad_keys[key] = ("transfer_without_invoke", [])
     errors = ErrorCollector()
-    n_ok = n_info = n_fail = 0
-    for key, ops in ix.keyed.items():
-        rows = rows_by_key.get(key, ())
-        n_rows = len(rows)
-        ok_lines = [line for line, type_, f, _s, _b in ops if type_ == "ok" and f != "replay_diff"]
-        if ok_lines:
-            n_ok += 1
-            if n_rows == 1:
-                continue
-            kind = "lost_ok" if n_rows == 0 else "double_charge"
+    if bad_keys:
+        rows_of: dict[Any, list[Any]] = {}
+        for t in transfers:
+            k = t.get("idempotency_key")
+            if k in bad_keys:
+                rows_of.setdefault(k, []).append(t["id"])
+        for key, (kind, lines) in bad_keys.items():
+            rows = rows_of.get(key, [])
             errors.add(
                 kind,
-                {"key": key, "ok_lines": ok_lines[:5], "transfers": list(rows)},
-                severity=n_rows,
-                history=ok_lines[:3],
-                rows={"transfers": rows},
-            )
-            continue
-        info_lines = [line for line, type_, *_ in ops if type_ == "info"]
-        if info_lines:
-            n_info += 1
-            if n_rows > 1:
-                errors.add(
-                    "info_applied_twice",
-                    {"key": key, "info_lines": info_lines[:5], "transfers": list(rows)},
-                    severity=n_rows,
-                    history=info_lines[:3],
-                    rows={"transfers": rows},
-                )
-            continue
-        n_fail += 1
-        if n_rows:
-            fail_lines = [line for line, *_ in ops]
-            errors.add(
-                "failed_but_applied",
-                {"key": key, "fail_lines": fail_lines[:5], "transfers": list(rows)},
-                severity=n_rows,
-                history=fail_lines[:3],
-                rows={"transfers": rows},
-            )
-    invoked = ix.invoked_keys
-    for key, rows in rows_by_key.items():
-        if key not in invoked and key not in ix.keyed:
-            errors.add(
-                "transfer_without_invoke",
-                {"key": key, "transfers": list(rows)},
-                rows={"transfers": rows},
+                {"key": key, "history_lines": lines, "transfers": rows},
+                severity=len(rows),
+                history=lines,
+                rows={"transfers": rows} if rows else None,
             )
     counts = {
-        "keys": len(ix.keyed),
-        "ok_keys": n_ok,
-        "info_keys": n_info,
-        "fail_keys": n_fail,
-        "ledger_transfers": sum(len(r) for r in rows_by_key.values()),
+        "keys": len(ok_first.keys() | info_first.keys() | fail_first.keys()),
+        "ok_keys": len(ok_first),
+        "info_keys": len(info_first.keys() - ok_first.keys()),
+        "ledger_transfers": len(transfers) - seeded,
         "transfers_without_key": seeded,
         "unfinished_operations": ix.unfinished,
     }
@@ -127,60 +112,51 @@ def idempotent_replay(
     answer and the stored idempotency response. Different body: a 2xx is a violation
     (409 while the first is in flight and 422 are the right answers).
     """
-    import json
-
     ix = history_index(history, ctx)
-    stored: dict[Any, tuple[Any, Any]] = {}
-    for row in state.get("idempotency", ()):
-        if row.get("state", "done") != "done":
-            continue
-        body = row.get("response_body")
-        if isinstance(body, str):
-            with contextlib.suppress(ValueError):
-                body = json.loads(body)
-        stored[row["key"]] = (row.get("status_code"), body)
     errors = ErrorCollector()
-    replays = diff_replays = 0
-    for key, ops in ix.keyed.items():
-        first_ok: tuple[int, Any, Any] | None = None
-        for line, type_, f, status, body in ops:
-            if f == "replay_diff":
-                diff_replays += 1
-                if type_ == "ok" or (status is not None and 200 <= status < 300):
-                    errors.add(
-                        "different_body_accepted",
-                        {"key": key, "line": line, "status": status, "body": body},
-                        history=[line] if first_ok is None else [first_ok[0], line],
-                    )
-                continue
-            if type_ != "ok":
-                continue
-            if f == "replay":
-                replays += 1
-            if first_ok is None:
-                first_ok = (line, status, body)
-            elif (status, body) != (first_ok[1], first_ok[2]):
-                errors.add(
-                    "replay_mismatch",
-                    {
-                        "key": key,
-                        "first": {"line": first_ok[0], "status": first_ok[1], "body": first_ok[2]},
-                        "replay": {"line": line, "status": status, "body": body},
-                    },
-                    history=[first_ok[0], line],
-                )
-            saved = stored.get(key)
-            if saved is None:
-                continue
-            s_status, s_body = saved
-            bad_status = s_status is not None and status is not None and s_status != status
-            bad_body = body is not None and s_body is not None and not _subset_equal(body, s_body)
-            if bad_status or bad_body:
-                errors.add(
-                    "stored_response_mismatch",
-                    {"key": key, "line": line, "status": status, "stored_status": s_status},
-                    history=[line],
-                    rows={"idempotency": [key]},
-                )
-    counts = {"replays_ok": replays, "different_body_replays": diff_replays}
+    for line, key, status, body in ix.diff_accepted:
+        first = ix.ok_first.get(key)
+        errors.add(
+            "different_body_accepted",
+            {"key": key, "line": line, "status": status, "body": body},
+            history=[line] if first is None else [first[0], line],
+        )
+    wanted = {key for _, key, _, _ in ix.replay_oks}
+    stored: dict[Any, tuple[Any, Any]] = {}
+    if wanted:
+        for row in state.get("idempotency", ()):
+            key = row["key"]
+            if key in wanted and row.get("state", "done") == "done":
+                body = row.get("response_body")
+                if isinstance(body, str):
+                    with contextlib.suppress(ValueError):
+                        body = json.loads(body)
+                stored[key] = (row.get("status_code"), body)
+    ok_first = ix.ok_first
+    for line, key, status, body in ix.replay_oks:
+        first_line, first_status, first_body = ok_first[key]
+        if first_line != line and (status != first_status or body != first_body):
+            errors.add(
+                "replay_mismatch",
+                {
+                    "key": key,
+                    "first": {"line": first_line, "status": first_status, "body": first_body},
+                    "replay": {"line": line, "status": status, "body": body},
+                },
+                history=[first_line, line],
+            )
+        saved = stored.get(key)
+        if saved is None:
+            continue
+        s_status, s_body = saved
+        bad_status = s_status is not None and status is not None and s_status != status
+        bad_body = body is not None and s_body is not None and not _subset_equal(body, s_body)
+        if bad_status or bad_body:
+            errors.add(
+                "stored_response_mismatch",
+                {"key": key, "line": line, "status": status, "stored_status": s_status},
+                history=[line],
+                rows={"idempotency": [key]},
+            )
+    counts = {"replays_ok": len(ix.replay_oks), "different_body_replays": ix.diff_replays}
     return errors.result("idempotent_replay", counts)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from ._registry import checker
@@ -58,14 +59,17 @@ def audit_complete(
     the previous row's ``hash`` and its ``hash`` recomputes (tampering shows here)."""
     chain_hash = resolve_chain_hash()
     errors = ErrorCollector()
-    rows = sorted(state.get("audit", ()), key=lambda r: r["seq"])
+    rows = sorted(state.get("audit", ()), key=itemgetter("seq"))
     prev_hash = GENESIS_HASH
     prev_seq: int | None = None
-    audited: set[Any] = set()
+    audited = {
+        entity_id
+        for entity, entity_id in map(itemgetter("entity", "entity_id"), rows)
+        if entity == "transfer"
+    }
     for row in rows:
         seq = row["seq"]
-        if row.get("entity") == "transfer":
-            audited.add(row["entity_id"])
+        row_prev = row["prev_hash"]
         if prev_seq is not None and seq != prev_seq + 1:
             errors.add(
                 "audit_gap",
@@ -73,26 +77,28 @@ def audit_complete(
                 severity=seq - prev_seq,
                 rows={"audit": [prev_seq, seq]},
             )
-        if (prev_seq is not None or seq == 1) and row["prev_hash"] != prev_hash:
+        if row_prev != prev_hash and (prev_seq is not None or seq == 1):
             errors.add(
                 "broken_chain",
-                {"seq": seq, "prev_hash": row["prev_hash"], "expected": prev_hash},
+                {"seq": seq, "prev_hash": row_prev, "expected": prev_hash},
                 rows={"audit": [s for s in (prev_seq, seq) if s is not None]},
             )
-        if chain_hash(row["prev_hash"], row) != row["hash"]:
+        prev_hash = row["hash"]
+        if chain_hash(row_prev, row) != prev_hash:
             errors.add(
                 "tampered_audit_row",
                 {"seq": seq, "entity": row.get("entity"), "entity_id": row.get("entity_id")},
                 rows={"audit": [seq]},
             )
-        prev_hash, prev_seq = row["hash"], seq
+        prev_seq = seq
     before: set[Any] = (
         {t["id"] for t in ctx.baseline.get("transfers", ())} if ctx.baseline else set()
     )
     transfers = state.get("transfers", ())
-    for tr in transfers:
-        tid = tr["id"]
-        if tid not in audited and tid not in before:
-            errors.add("missing_audit", {"transfer": tid}, rows={"transfers": [tid]})
+    missing = set(map(itemgetter("id"), transfers)) - audited - before
+    if missing:
+        for tid in map(itemgetter("id"), transfers):
+            if tid in missing:
+                errors.add("missing_audit", {"transfer": tid}, rows={"transfers": [tid]})
     counts = {"audit_rows": len(rows), "transfers": len(transfers), "audited": len(audited)}
     return errors.result("audit_complete", counts)

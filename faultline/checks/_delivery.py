@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from ._ledger import NOT_COMMITTED
@@ -22,20 +23,13 @@ def outbox_delivered(
     that was never applied is a violation."""
     errors = ErrorCollector()
     outbox = state.get("outbox", ())
-    per_transfer = Counter(row["transfer_id"] for row in outbox)
-    committed = 0
-    duplicated: dict[Any, int] = {}
-    for tr in state.get("transfers", ()):
-        if tr.get("status") in NOT_COMMITTED:
-            continue
-        committed += 1
-        tid = tr["id"]
-        n = per_transfer.get(tid, 0)
-        if n == 0:
-            errors.add("missing_outbox_event", {"transfer": tid}, rows={"transfers": [tid]})
-        elif n > 1:
-            duplicated[tid] = n
-    if duplicated:
+    transfers = state.get("transfers", ())
+    per_transfer = Counter(map(itemgetter("transfer_id"), outbox))
+    committed = {t["id"] for t in transfers if t.get("status") not in NOT_COMMITTED}
+    for tid in committed - per_transfer.keys():
+        errors.add("missing_outbox_event", {"transfer": tid}, rows={"transfers": [tid]})
+    if len(per_transfer) != len(outbox):
+        duplicated = {tid: n for tid, n in per_transfer.items() if n > 1}
         rows_of: dict[Any, list[Any]] = {}
         for row in outbox:
             if row["transfer_id"] in duplicated:
@@ -47,45 +41,48 @@ def outbox_delivered(
                 severity=n,
                 rows={"transfers": [tid], "outbox": rows_of[tid]},
             )
-    in_stream = Counter(row["event_id"] for row in state.get("stream", ()))
-    applied = Counter(row["event_id"] for row in state.get("processed_events", ()))
-    dead = {row["event_id"]: row for row in state.get("dead_letters", ())}
-    dead_applied = 0
-    for row in outbox:
-        event = row["event_id"]
-        if event not in in_stream:
-            kind = "unpublished_event" if row.get("published_at") is None else "event_not_in_stream"
-            errors.add(kind, {"event": event, "transfer": row["transfer_id"]}, rows={"outbox": [row["id"]]})
-            continue
-        n = applied.get(event, 0)
-        if n == 1:
-            if event in dead:
-                dead_applied += 1
-            continue
-        if n == 0:
-            if event in dead:
+    stream_rows = state.get("stream", ())
+    processed_rows = state.get("processed_events", ())
+    in_stream = set(map(itemgetter("event_id"), stream_rows))
+    applied = Counter(map(itemgetter("event_id"), processed_rows))
+    dead = {row.get("event_id"): row for row in state.get("dead_letters", ())}
+    events = set(map(itemgetter("event_id"), outbox))
+    not_in_stream = events - in_stream
+    not_applied = (events - not_in_stream) - applied.keys()
+    twice = (
+        {e: n for e, n in applied.items() if n > 1} if len(applied) != len(processed_rows) else {}
+    )
+    if not_in_stream or not_applied or twice:
+        for row in outbox:
+            event = row["event_id"]
+            if event in not_in_stream:
+                kind = "unpublished_event" if row.get("published_at") is None else "event_not_in_stream"
+                errors.add(kind, {"event": event, "transfer": row["transfer_id"]}, rows={"outbox": [row["id"]]})
+            elif event in not_applied:
+                if event in dead:
+                    errors.add(
+                        "dead_letter",
+                        {"event": event, "reason": dead[event].get("reason")},
+                        rows={"outbox": [row["id"]], "dead_letters": [dead[event].get("stream_id")]},
+                    )
+                else:
+                    errors.add("event_not_applied", {"event": event, "transfer": row["transfer_id"]},
+                               rows={"outbox": [row["id"]]})
+            elif event in twice:
                 errors.add(
-                    "dead_letter",
-                    {"event": event, "reason": dead[event].get("reason")},
-                    rows={"outbox": [row["id"]], "dead_letters": [dead[event].get("stream_id")]},
+                    "double_apply",
+                    {"event": event, "applied": twice[event], "transfer": row["transfer_id"]},
+                    severity=twice[event],
+                    rows={"outbox": [row["id"]], "processed_events": [event]},
                 )
-            else:
-                errors.add("event_not_applied", {"event": event}, rows={"outbox": [row["id"]]})
-        else:
-            errors.add(
-                "double_apply",
-                {"event": event, "applied": n},
-                severity=n,
-                rows={"outbox": [row["id"]], "processed_events": [event]},
-            )
     counts = {
-        "committed_transfers": committed,
+        "committed_transfers": len(committed),
         "outbox_events": len(outbox),
-        "stream_entries": sum(in_stream.values()),
-        "stream_redeliveries": sum(in_stream.values()) - len(in_stream),
-        "applied_events": sum(applied.values()),
+        "stream_entries": len(stream_rows),
+        "stream_redeliveries": len(stream_rows) - len(in_stream),
+        "applied_events": len(processed_rows),
         "dead_letters": len(dead),
-        "dead_letters_applied": dead_applied,
+        "dead_letters_applied": len(dead.keys() & applied.keys()),
     }
     return errors.result("outbox_delivered", counts)
 

@@ -10,6 +10,7 @@ midpoint (clamped to the exact min/max), as HdrHistogram's
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Iterable
 
 __all__ = ["LatencyHistogram"]
@@ -17,6 +18,11 @@ __all__ = ["LatencyHistogram"]
 _SUB_BITS = 8
 _SUB_COUNT = 1 << _SUB_BITS  # 256
 _HALF = _SUB_COUNT >> 1  # 128
+
+
+def _micros(latency_ms: float) -> int:
+    v = int(latency_ms * 1000.0 + 0.5)
+    return v if v > 0 else 0
 
 
 def _index(v: int) -> int:
@@ -53,7 +59,7 @@ class LatencyHistogram:
 
     def record(self, latency_ms: float, count: int = 1) -> None:
         """Add ``count`` observations of ``latency_ms`` (negative values count as 0)."""
-        v = max(0, int(latency_ms * 1000.0 + 0.5))
+        v = _micros(latency_ms)
         idx = _index(v)
         self._counts[idx] = self._counts.get(idx, 0) + count
         self.count += count
@@ -64,30 +70,30 @@ class LatencyHistogram:
             self.max_us = v
 
     def record_many(self, latencies_ms: Iterable[float]) -> None:
-        """Add many observations (the fast path for a whole history)."""
+        """Add many observations: sort once, then cut the sorted run at bucket bounds.
+
+        Same buckets as :meth:`record`, but C-speed for a whole history (a million
+        values cost one ``sorted`` and a few thousand bisections).
+        """
+        xs = sorted(latencies_ms)
+        if not xs:
+            return
+        key = _micros
         counts = self._counts
-        n = total = 0
-        lo = self.min_us
-        hi = self.max_us
-        for ms in latencies_ms:
-            v = int(ms * 1000.0 + 0.5)
-            if v < 0:
-                v = 0
-            if v < _SUB_COUNT:
-                idx = v
-            else:
-                shift = v.bit_length() - _SUB_BITS
-                idx = _SUB_COUNT + (shift - 1) * _HALF + ((v >> shift) - _HALF)
-            counts[idx] = counts.get(idx, 0) + 1
-            n += 1
-            total += v
-            if lo is None or v < lo:
-                lo = v
-            if hi is None or v > hi:
-                hi = v
+        lo_us, hi_us = key(xs[0]), key(xs[-1])
+        pos, n = 0, len(xs)
+        for idx in range(_index(lo_us), _index(hi_us) + 1):
+            high = _bounds(idx)[1]
+            end = bisect_right(xs, high, pos, n, key=key)
+            if end > pos:
+                counts[idx] = counts.get(idx, 0) + (end - pos)
+                pos = end
+            if pos >= n:
+                break
         self.count += n
-        self.total_us += total
-        self.min_us, self.max_us = lo, hi
+        self.total_us += int(math.fsum(xs) * 1000.0)
+        self.min_us = lo_us if self.min_us is None else min(self.min_us, lo_us)
+        self.max_us = hi_us if self.max_us is None else max(self.max_us, hi_us)
 
     def merge(self, other: LatencyHistogram) -> None:
         """Add every observation of ``other``."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
+from operator import le
 from typing import Any
 
 from ._result import CheckContext
@@ -19,6 +21,7 @@ __all__ = [
     "fault_windows_from_history",
     "history_index",
     "is_error",
+    "ops_by_start",
 ]
 
 #: operations that carry an idempotency key and may move money
@@ -66,18 +69,28 @@ class FaultWindow:
 class HistoryIndex:
     """Derived views of a history, built in one pass.
 
-    ``keyed``: idempotency key -> list of ``(line, type, f, status, body)`` completions
-    (an invoke never completed counts as ``info``). ``invoked_keys``: every key invoked.
-    ``start_ns``/``latency_ms``/``outcome``/``funcs``: one entry per completed
-    operation, for SLOs and plots. ``nemesis``: ``(line, op)`` of fault events.
+    Keyed operations (``transfer``, ``replay``, ``replay_diff``), by idempotency key:
+    ``ok_first`` (first ``ok`` of a transfer or same-body replay: ``(line, status,
+    body)``), ``info_first`` and ``fail_first`` (line; an invoke that never completed
+    counts as ``info``), ``replay_oks`` (every same-body replay answered ``ok``:
+    ``(line, key, status, body)``), ``diff_accepted`` (different-body replays answered
+    2xx), ``diff_replays`` (how many there were), ``invoked_keys``.
+
+    Per completed operation, in history order (for SLOs and plots): ``start_ns``
+    (invoke time), ``latency_ms``, ``outcome`` (``OK``/``EXPECTED_FAIL``/``ERROR``),
+    ``lines``. ``nemesis``: ``(line, op)`` of fault events.
     """
 
-    keyed: dict[str, list[tuple[int, str, str, Any, Any]]] = field(default_factory=dict)
+    ok_first: dict[str, tuple[int, Any, Any]] = field(default_factory=dict)
+    info_first: dict[str, int] = field(default_factory=dict)
+    fail_first: dict[str, int] = field(default_factory=dict)
+    replay_oks: list[tuple[int, str, Any, Any]] = field(default_factory=list)
+    diff_accepted: list[tuple[int, str, Any, Any]] = field(default_factory=list)
+    diff_replays: int = 0
     invoked_keys: set[str] = field(default_factory=set)
     start_ns: list[int] = field(default_factory=list)
     latency_ms: list[float] = field(default_factory=list)
     outcome: list[int] = field(default_factory=list)
-    funcs: list[str] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)
     nemesis: list[tuple[int, Mapping[str, Any]]] = field(default_factory=list)
     first_ns: int | None = None
@@ -85,75 +98,93 @@ class HistoryIndex:
     operations: int = 0
     unfinished: int = 0
 
+    @property
+    def keys(self) -> set[str]:
+        """Every idempotency key with a keyed operation."""
+        return set(self.ok_first) | set(self.info_first) | set(self.fail_first)
+
 
 def _build(history: Sequence[Mapping[str, Any]]) -> HistoryIndex:
     ix = HistoryIndex()
-    keyed = ix.keyed
-    invoked_keys = ix.invoked_keys
-    start_ns, latency_ms, outcome, funcs, lines = (
-        ix.start_ns,
-        ix.latency_ms,
-        ix.outcome,
-        ix.funcs,
-        ix.lines,
-    )
-    pending: dict[Any, tuple[int, Mapping[str, Any]]] = {}
-    first = last = None
+    ok_first, info_first, fail_first = ix.ok_first, ix.info_first, ix.fail_first
+    replay_oks, diff_accepted = ix.replay_oks, ix.diff_accepted
+    invoked_add = ix.invoked_keys.add
+    start_append = ix.start_ns.append
+    lat_append = ix.latency_ms.append
+    out_append = ix.outcome.append
+    line_append = ix.lines.append
+    pending: dict[Any, int] = {}
+    diff_replays = 0
     for pos, op in enumerate(history):
-        proc = op.get("process")
-        t = op.get("time")
-        if t is not None:
-            if first is None:
-                first = t
-            last = t
-        if proc == "nemesis":
-            ix.nemesis.append((pos, op))
-            continue
         type_ = op["type"]
+        proc = op.get("process")
         if type_ == "invoke":
-            pending[proc] = (pos, op)
+            pending[proc] = pos
             key = op.get("key")
             if key is not None:
-                invoked_keys.add(key)
+                invoked_add(key)
+            continue
+        if proc == "nemesis":
+            ix.nemesis.append((pos, op))
             continue
         inv = pending.pop(proc, None)
         f = op.get("f")
         status = op.get("status")
-        key = op.get("key")
-        if key is None and inv is not None:
-            key = inv[1].get("key")
-        if key is not None and f in KEYED_FUNCTIONS:
-            entry = (pos, type_, f, status, op.get("body"))
-            bucket = keyed.get(key)
-            if bucket is None:
-                keyed[key] = [entry]
-            else:
-                bucket.append(entry)
+        t = op.get("time")
         lat = op.get("latency_ms")
-        t_inv = inv[1].get("time") if inv is not None else None
-        if lat is None:
-            lat = (t - t_inv) / 1e6 if (t is not None and t_inv is not None) else 0.0
-        if t_inv is None:
-            t_inv = (t - int(lat * 1e6)) if t is not None else 0
-        start_ns.append(t_inv)
-        latency_ms.append(lat)
-        if type_ == "ok":
-            outcome.append(OK)
-        elif is_error(type_, status):
-            outcome.append(ERROR)
+        if lat is None or t is None:
+            t_inv = history[inv].get("time") if inv is not None else None
+            if t is None:
+                t = t_inv or 0
+            lat = (t - t_inv) / 1e6 if t_inv is not None else 0.0
+            start = t_inv if t_inv is not None else t
         else:
-            outcome.append(EXPECTED_FAIL)
-        funcs.append(f or "")
-        lines.append(pos)
-    # an operation invoked and never completed is indeterminate: Jepsen's info
-    for pos, op in pending.values():
-        ix.unfinished += 1
+            start = t - int(lat * 1e6)
+        start_append(start)
+        lat_append(lat)
+        line_append(pos)
+        if type_ == "ok":
+            out_append(OK)
+        elif type_ == "info" or status is None or status >= 500 or status == 429:
+            out_append(ERROR)
+        else:
+            out_append(EXPECTED_FAIL)
+        if f not in KEYED_FUNCTIONS:
+            continue
         key = op.get("key")
-        f = op.get("f")
-        if key is not None and f in KEYED_FUNCTIONS:
-            keyed.setdefault(key, []).append((pos, "info", f, None, None))
-    ix.first_ns, ix.last_ns = first, last
-    ix.operations = len(outcome) + ix.unfinished
+        if key is None:
+            if inv is None:
+                continue
+            key = history[inv].get("key")
+            if key is None:
+                continue
+        if f == "replay_diff":
+            diff_replays += 1
+            if type_ == "ok" or (status is not None and 200 <= status < 300):
+                diff_accepted.append((pos, key, status, op.get("body")))
+            continue
+        if type_ == "ok":
+            body = op.get("body")
+            if key not in ok_first:
+                ok_first[key] = (pos, status, body)
+            if f == "replay":
+                replay_oks.append((pos, key, status, body))
+        elif type_ == "info":
+            if key not in info_first:
+                info_first[key] = pos
+        elif key not in fail_first:
+            fail_first[key] = pos
+    # an operation invoked and never completed is indeterminate: Jepsen's info
+    for pos in pending.values():
+        ix.unfinished += 1
+        op = history[pos]
+        key = op.get("key")
+        if key is not None and op.get("f") in ("transfer", "replay") and key not in info_first:
+            info_first[key] = pos
+    ix.diff_replays = diff_replays
+    times = [op.get("time") for op in (history[0], history[-1])] if history else [None, None]
+    ix.first_ns, ix.last_ns = times[0], times[1]
+    ix.operations = len(ix.outcome) + ix.unfinished
     return ix
 
 
@@ -213,3 +244,26 @@ def context_windows(history: Sequence[Mapping[str, Any]], ctx: CheckContext) -> 
         ctx.cache["fault_windows"] = cached
     windows: list[FaultWindow] = cached[1]
     return windows
+
+
+def ops_by_start(
+    history: Sequence[Mapping[str, Any]], ctx: CheckContext
+) -> tuple[list[int], list[float], list[int]]:
+    """``(start_ns, latency_ms, outcome)`` of completed operations sorted by start.
+
+    Histories are written in completion order; sorting by invoke time lets phases and
+    per-second buckets be cut with bisection instead of a Python loop per operation.
+    """
+    cached = ctx.cache.get("ops_by_start")
+    if cached is not None and cached[0] is history:
+        return cached[1]  # type: ignore[no-any-return]
+    ix = history_index(history, ctx)
+    starts, lats, outs = ix.start_ns, ix.latency_ms, ix.outcome
+    if not all(map(le, starts, islice(starts, 1, None))):
+        order = sorted(range(len(starts)), key=starts.__getitem__)
+        starts = [starts[i] for i in order]
+        lats = [lats[i] for i in order]
+        outs = [outs[i] for i in order]
+    value = (starts, lats, outs)
+    ctx.cache["ops_by_start"] = (history, value)
+    return value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from ._registry import checker
@@ -15,31 +16,37 @@ __all__ = ["balanced_entries", "conservation", "non_negative"]
 NOT_COMMITTED = frozenset({"declined", "rejected", "failed", "cancelled"})
 
 
-def _entry_sums(state: Mapping[str, Any], ctx: CheckContext) -> tuple[
-    dict[Any, int], dict[Any, dict[str, int]], dict[Any, list[Any]]
-]:
-    """(balance by account, {transfer: {currency: sum}}, entry ids by transfer), cached."""
+def _entry_sums(
+    state: Mapping[str, Any], ctx: CheckContext
+) -> tuple[dict[Any, int], dict[Any, int], dict[Any, str], set[Any]]:
+    """(balance by account, sum by transfer, currency of each transfer's entries,
+    transfers whose entries mix currencies) — cached for the run."""
     cached = ctx.cache.get("entry_sums")
     if cached is not None and cached[0] is state:
         return cached[1]  # type: ignore[no-any-return]
-    by_account: dict[Any, int] = defaultdict(int)
-    by_transfer: dict[Any, dict[str, int]] = {}
-    ids: dict[Any, list[Any]] = {}
-    for e in state.get("entries", ()):
-        amount = e["amount"]
-        by_account[e["account_id"]] += amount
-        tid = e["transfer_id"]
-        sums = by_transfer.get(tid)
-        if sums is None:
-            by_transfer[tid] = {e["currency"]: amount}
-            ids[tid] = [e["id"]]
-        else:
-            cur = e["currency"]
-            sums[cur] = sums.get(cur, 0) + amount
-            ids[tid].append(e["id"])
-    value = (dict(by_account), by_transfer, ids)
+    by_account: dict[Any, int] = {}
+    by_transfer: dict[Any, int] = {}
+    currency_of: dict[Any, str] = {}
+    mixed: set[Any] = set()
+    acc_get, tr_get, cur_set = by_account.get, by_transfer.get, currency_of.setdefault
+    fields = itemgetter("account_id", "transfer_id", "amount", "currency")
+    for acc, tid, amount, cur in map(fields, state.get("entries", ())):
+        by_account[acc] = acc_get(acc, 0) + amount
+        by_transfer[tid] = tr_get(tid, 0) + amount
+        if cur_set(tid, cur) != cur:
+            mixed.add(tid)
+    value = (by_account, by_transfer, currency_of, mixed)
     ctx.cache["entry_sums"] = (state, value)
     return value
+
+
+def _entries_of(state: Mapping[str, Any], transfer_ids: set[Any]) -> dict[Any, list[dict[str, Any]]]:
+    """The entry rows of a few transfers (only ever called for evidence)."""
+    out: dict[Any, list[dict[str, Any]]] = {}
+    for e in state.get("entries", ()):
+        if e["transfer_id"] in transfer_ids:
+            out.setdefault(e["transfer_id"], []).append(e)
+    return out
 
 
 @checker("conservation")
@@ -51,7 +58,7 @@ def conservation(
     Money enters only out of ``issuance`` accounts, so customer balances sum to what
     issuance accounts gave out; ``external_inflow`` (when non-zero) must equal it.
     """
-    by_account, _, _ = _entry_sums(state, ctx)
+    by_account = _entry_sums(state, ctx)[0]
     errors = ErrorCollector()
     totals: dict[str, int] = defaultdict(int)
     issued: dict[str, int] = defaultdict(int)
@@ -91,43 +98,49 @@ def conservation(
 def balanced_entries(
     history: Sequence[Mapping[str, Any]], state: Mapping[str, Any], ctx: CheckContext
 ) -> CheckResult:
-    """Every transfer's entries sum to zero per currency and match the transfer."""
-    _, by_transfer, entry_ids = _entry_sums(state, ctx)
-    errors = ErrorCollector()
+    """Every transfer's entries sum to zero per currency, in the transfer's currency;
+    committed transfers have entries, uncommitted ones none, no entry is orphaned."""
+    _, by_transfer, currency_of, mixed = _entry_sums(state, ctx)
     transfers = state.get("transfers", ())
-    seen: set[Any] = set()
-    for tr in transfers:
-        tid = tr["id"]
-        seen.add(tid)
-        sums = by_transfer.get(tid)
-        committed = tr.get("status") not in NOT_COMMITTED
-        if sums is None:
-            if committed:
-                errors.add("missing_entries", {"transfer": tid}, rows={"transfers": [tid]})
+    problems: dict[Any, list[str]] = {}
+    currency: dict[Any, Any] = {}
+    for tid, status, cur in map(itemgetter("id", "status", "currency"), transfers):
+        currency[tid] = cur
+        total = by_transfer.get(tid)
+        if total is None:
+            if status not in NOT_COMMITTED:
+                problems[tid] = ["missing_entries"]
             continue
-        if not committed:
-            errors.add(
-                "entries_of_uncommitted_transfer",
-                {"transfer": tid, "status": tr.get("status")},
-                rows={"transfers": [tid], "entries": entry_ids[tid]},
-            )
-        for cur, total in sums.items():
-            if total != 0:
+        if total != 0 or status in NOT_COMMITTED or tid in mixed or currency_of[tid] != cur:
+            kinds = problems[tid] = []
+            if status in NOT_COMMITTED:
+                kinds.append("entries_of_uncommitted_transfer")
+            if tid in mixed or currency_of[tid] != cur:
+                kinds.append("currency_mismatch")
+            if total != 0 and tid not in mixed:
+                kinds.append("unbalanced_entries")
+    for tid in by_transfer.keys() - currency.keys():
+        problems[tid] = ["orphan_entries"]
+    errors = ErrorCollector()
+    if problems:
+        entries = _entries_of(state, set(problems))
+        for tid, kinds in problems.items():
+            rows = entries.get(tid, [])
+            sums: dict[str, int] = {}
+            for e in rows:
+                sums[e["currency"]] = sums.get(e["currency"], 0) + e["amount"]
+            if tid in mixed and any(sums.values()):
+                kinds.append("unbalanced_entries")
+            for kind in kinds:
                 errors.add(
-                    "unbalanced_entries",
-                    {"transfer": tid, "currency": cur, "sum": total},
-                    severity=abs(total),
-                    rows={"transfers": [tid], "entries": entry_ids[tid]},
+                    kind,
+                    {"transfer": tid, "currency": currency.get(tid), "entry_sums": sums},
+                    severity=sum(abs(v) for v in sums.values()),
+                    rows={
+                        "transfers": [tid] if tid in currency else [],
+                        "entries": [e["id"] for e in rows],
+                    },
                 )
-        if tr.get("currency") not in sums or len(sums) != 1:
-            errors.add(
-                "currency_mismatch",
-                {"transfer": tid, "currency": tr.get("currency"), "entries": sorted(sums)},
-                rows={"transfers": [tid], "entries": entry_ids[tid]},
-            )
-    orphans = [tid for tid in by_transfer if tid not in seen]
-    for tid in orphans:
-        errors.add("orphan_entries", {"transfer": tid}, rows={"entries": entry_ids[tid]})
     counts = {"transfers": len(transfers), "entries": len(state.get("entries", ()))}
     return errors.result("balanced_entries", counts)
 

@@ -9,11 +9,14 @@ request stuck behind a fault is charged to the fault.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
+from itertools import compress
+from operator import not_
 from typing import Any
 
 from ._histogram import LatencyHistogram
-from ._history import ERROR, OK, FaultWindow, context_windows, history_index
+from ._history import ERROR, OK, FaultWindow, context_windows, history_index, ops_by_start
 from ._result import UNKNOWN, CheckContext, CheckResult
 
 __all__ = ["PHASES", "check_slos", "phase_bounds", "phase_stats"]
@@ -59,46 +62,38 @@ def phase_stats(history: Sequence[Mapping[str, Any]], ctx: CheckContext) -> dict
     cached = ctx.cache.get("phase_stats")
     if cached is not None and cached[0] is history:
         return cached[1]  # type: ignore[no-any-return]
-    ix = history_index(history, ctx)
+    starts, lats, outs = ops_by_start(history, ctx)
     bounds = phase_bounds(history, ctx)
-    hists = {p: LatencyHistogram() for p in PHASES}
-    lat_lists: dict[str, list[float]] = {p: [] for p in PHASES}
-    oks = dict.fromkeys(PHASES, 0)
-    errs = dict.fromkeys(PHASES, 0)
-    totals = dict.fromkeys(PHASES, 0)
-    before_end = bounds["before"][1] if bounds["before"] else None
-    after_start = bounds["after"][0] if bounds["after"] else None
-    has_during = bounds["during"] is not None
-    for t, lat, out in zip(ix.start_ns, ix.latency_ms, ix.outcome, strict=True):
-        if not has_during or (before_end is not None and t < before_end):
-            phase = "before"
-        elif after_start is not None and t >= after_start:
-            phase = "after"
-        else:
-            phase = "during"
-        totals[phase] += 1
-        if out == OK:
-            oks[phase] += 1
-            lat_lists[phase].append(lat)
-        elif out == ERROR:
-            errs[phase] += 1
+    n = len(starts)
+    cut_before = bisect_left(starts, bounds["before"][1]) if bounds["during"] and bounds["before"] else 0
+    cut_after = bisect_left(starts, bounds["after"][0]) if bounds["after"] else n
+    if bounds["during"] is None:
+        cut_before = cut_after = n
+    ranges = {"before": (0, cut_before), "during": (cut_before, cut_after), "after": (cut_after, n)}
     stats: dict[str, dict[str, Any]] = {}
     for p in PHASES:
         b = bounds[p]
         if b is None:
             continue
-        hists[p].record_many(lat_lists[p])
+        lo, hi = ranges[p]
+        phase_outs = outs[lo:hi]
+        ok = phase_outs.count(OK)
+        errs = phase_outs.count(ERROR)
+        hist = LatencyHistogram()
+        # OK == 0, so ``not outcome`` selects the successful operations
+        hist.record_many(compress(lats[lo:hi], map(not_, phase_outs)))
         duration = max((b[1] - b[0]) / _NS, 1e-9)
+        total = hi - lo
         stats[p] = {
             "start_ns": b[0],
             "end_ns": b[1],
             "duration_s": duration,
-            "operations": totals[p],
-            "ok": oks[p],
-            "errors": errs[p],
-            "error_rate": errs[p] / totals[p] if totals[p] else math.nan,
-            "throughput": oks[p] / duration,
-            "latency": hists[p].summary(),
+            "operations": total,
+            "ok": ok,
+            "errors": errs,
+            "error_rate": errs / total if total else math.nan,
+            "throughput": ok / duration,
+            "latency": hist.summary(),
         }
     ctx.cache["phase_stats"] = (history, stats)
     return stats
@@ -145,15 +140,17 @@ def _recovery(
     if not windows or any(e is None for e in ends):
         return _slo_result(name, UNKNOWN, "no healed fault to recover from", {})
     healed = max(e for e in ends if e is not None)
-    ix = history_index(history, ctx)
+    starts, _, outs = ops_by_start(history, ctx)
     buckets: dict[int, list[int]] = {}
-    for t, out in zip(ix.start_ns, ix.outcome, strict=True):
-        if t < healed:
-            continue
-        b = buckets.setdefault((t - healed) // _NS, [0, 0])
-        b[0] += 1
-        if out == ERROR:
-            b[1] += 1
+    lo = bisect_left(starts, healed)
+    second = 0
+    while lo < len(starts):
+        hi = bisect_left(starts, healed + (second + 1) * _NS, lo)
+        if hi > lo:
+            window = outs[lo:hi]
+            buckets[second] = [hi - lo, window.count(ERROR)]
+        lo = hi
+        second += 1
     if not buckets:
         return _slo_result(name, UNKNOWN, "no operations after the last fault healed", {})
     recovered_at: int | None = None
@@ -277,7 +274,7 @@ def check_slos(
                 _slo_result(
                     name,
                     ok,
-                    f"{metric} {value:.4g} during {phase} (must be {wanted})",
+                    f"{metric} {value:.4g} in phase {phase} (must be {wanted})",
                     {"value": value, "operations": s["operations"]},
                 )
             )
