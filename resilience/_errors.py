@@ -31,66 +31,98 @@ class ResilienceError(Exception):
 
 
 class RejectedError(ResilienceError):
-    """A policy refused or abandoned the call; the callee's own errors never derive from it."""
+    """A policy refused or abandoned the call; the callee's own errors never derive from it.
 
-    policy_name: str
+    ``name`` is the name of the policy that said no. Subclasses keep their constructor
+    arguments in ``args`` (so they pickle) and build the message only when it is shown,
+    which keeps rejection cheap on the hot path.
+    """
 
-    def __init__(self, message: str, *, name: str = "") -> None:
-        super().__init__(message)
-        self.policy_name = name
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (_rebuild, (type(self), self.args, self.__dict__))
-
-
-def _rebuild(
-    cls: type[RejectedError], args: tuple[object, ...], state: dict[str, object]
-) -> RejectedError:
-    error = cls.__new__(cls)
-    Exception.__init__(error, *args)
-    error.__dict__.update(state)
-    return error
+    name: str = ""
 
 
 class CircuitOpenError(RejectedError):
     """The circuit breaker rejected the call: it is open, forced open, or half-open with
     every trial slot taken. ``remaining`` is how long it stays open (``None`` if unknown
-    or until an operator closes it)."""
+    or until an operator closes it). Signature: ``CircuitOpenError(name, remaining)``."""
 
-    def __init__(self, name: str, remaining: float | None = None) -> None:
-        detail = "" if remaining is None else f" (for another {remaining:.3f}s)"
-        super().__init__(f"circuit {name!r} is open{detail}", name=name)
-        self.remaining = remaining
+    # No Python __init__: built at C speed on the rejection hot path; fields live in args.
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        """The breaker's name."""
+        return str(self.args[0]) if self.args else ""
+
+    @property
+    def remaining(self) -> float | None:
+        """Seconds until the breaker may admit trials, if known."""
+        value = self.args[1] if len(self.args) > 1 else None
+        return None if value is None else float(value)
+
+    def __str__(self) -> str:
+        if self.remaining is None:
+            return f"circuit {self.name!r} is open"
+        return f"circuit {self.name!r} is open (for another {self.remaining:.3f}s)"
 
 
 class BulkheadFullError(RejectedError):
     """The bulkhead had no free concurrency slot and no free queue place (or the queue
-    wait ran out)."""
+    wait ran out). Signature: ``BulkheadFullError(name, max_concurrent, max_queued)``."""
 
-    def __init__(self, name: str, max_concurrent: int, max_queued: int) -> None:
-        super().__init__(
-            f"bulkhead {name!r} is full ({max_concurrent} running, {max_queued} queued)",
-            name=name,
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        """The bulkhead's name."""
+        return str(self.args[0]) if self.args else ""
+
+    @property
+    def max_concurrent(self) -> int:
+        """The bulkhead's concurrency limit."""
+        return int(self.args[1])
+
+    @property
+    def max_queued(self) -> int:
+        """The bulkhead's queue limit."""
+        return int(self.args[2])
+
+    def __str__(self) -> str:
+        return (
+            f"bulkhead {self.name!r} is full "
+            f"({self.max_concurrent} running, {self.max_queued} queued)"
         )
-        self.max_concurrent = max_concurrent
-        self.max_queued = max_queued
 
 
 class TimeoutRejectedError(RejectedError, TimeoutError):
     """The call did not finish within its timeout. Also a ``TimeoutError`` so that
-    ``except TimeoutError`` and ``Retry(on=TimeoutError)`` see it."""
+    ``except TimeoutError`` and ``Retry(on=TimeoutError)`` see it.
+    Signature: ``TimeoutRejectedError(name, timeout)``."""
 
-    def __init__(self, name: str, timeout: float) -> None:
-        super().__init__(f"call through {name!r} timed out after {timeout:.3f}s", name=name)
-        self.timeout = timeout
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        """The timeout policy's name."""
+        return str(self.args[0]) if self.args else ""
+
+    @property
+    def timeout(self) -> float:
+        """The time budget that was exceeded, in seconds."""
+        return float(self.args[1])
+
+    def __str__(self) -> str:
+        return f"call through {self.name!r} timed out after {self.timeout:.3f}s"
 
 
 class RateLimitedError(RejectedError):
     """The rate limiter had no token. ``retry_after`` is the time until the next token,
-    which `Retry` honours like a server's Retry-After."""
+    which `Retry` honours like a server's Retry-After.
+    Signature: ``RateLimitedError(name, retry_after)``."""
 
-    def __init__(self, name: str, retry_after: float) -> None:
-        super().__init__(
-            f"rate limiter {name!r} is exhausted (next token in {retry_after:.3f}s)", name=name
-        )
-        self.retry_after = retry_after
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        """The rate limiter's name."""
+        return str(self.args[0]) if self.args else ""
+
+    @property
+    def retry_after(self) -> float:
+        """Seconds until the next token."""
+        return float(self.args[1])
+
+    def __str__(self) -> str:
+        return f"rate limiter {self.name!r} is exhausted (next token in {self.retry_after:.3f}s)"

@@ -10,8 +10,9 @@ was injected). Each event class carries its stable name in ``kind``.
 
 Events emitted, by policy:
 
-- breaker: `BreakerStateChanged`, `CallRejected` (reason ``"circuit_open"``),
-  `CallRecorded` (only computed when a hook is registered), `BreakerStoreDegraded`,
+- breaker: `BreakerStateChanged`, `CallRejected` (reason ``"circuit_open"`` ...),
+  `CallAdmitted` and `CallRecorded` (both only built when a hook is registered),
+  `BreakerStoreDegraded`,
   `BreakerStoreRecovered`
 - retry: `RetryScheduled`, `RetryExhausted`, `RetryBudgetExhausted`
 - timeout: `CallRejected` (``"timeout"``); bulkhead: `CallRejected` (``"bulkhead_full"``);
@@ -30,6 +31,7 @@ __all__ = [
     "BreakerStateChanged",
     "BreakerStoreDegraded",
     "BreakerStoreRecovered",
+    "CallAdmitted",
     "CallRecorded",
     "CallRejected",
     "Event",
@@ -90,6 +92,16 @@ class CallRecorded(Event):
     kind: ClassVar[str] = "call_recorded"
     outcome: str
     duration: float
+    state: str
+    error: BaseException | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallAdmitted(Event):
+    """The breaker admitted a call in ``state`` (``"closed"``, ``"half_open"`` or
+    ``"disabled"``); emitted only when a hook is registered."""
+
+    kind: ClassVar[str] = "call_admitted"
     state: str
 
 
