@@ -91,7 +91,7 @@ async def finish(conn: Any, merchant_id: str, key: str, token: str, status: int,
         "UPDATE idempotency SET state = 'done', status_code = $4, response_body = $5"
         " WHERE merchant_id = $1 AND key = $2 AND claim_token = $3 AND state = 'in_flight'"
         " RETURNING 1", merchant_id, key, token, status, body)
-    return done == 1
+    return bool(done == 1)
 
 
 async def release(conn: Any, merchant_id: str, key: str, token: str) -> None:

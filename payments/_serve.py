@@ -19,7 +19,7 @@ def setup_logging(service: str) -> logging.Logger:
     logging.basicConfig(level=logging.INFO,
                         format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per risk call is noise
-    disable_created_metrics()
+    disable_created_metrics()  # type: ignore[no-untyped-call]
     return logging.getLogger(f"payments.{service}")
 
 

@@ -12,16 +12,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import orjson
 
 from payments import audit
 
 __all__ = [
+    "ClaimLostError",
     "IdempotencyCompletion",
     "LedgerError",
     "Transfer",
     "check_transfer",
     "event_payload",
+    "insert_outbox",
     "lock_accounts",
     "post_transfer",
     "read_accounts",
@@ -126,63 +129,42 @@ def check_transfer(t: Transfer, accounts: dict[str, Any]) -> None:
                           "amount")
 
 
-_POST = """
-WITH t AS (
-    INSERT INTO transfers (id, merchant_id, idempotency_key, from_account, to_account,
-                           amount, currency, status, created_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id
-), legs (acc, amt) AS (
-    VALUES ($4::text, -$6::bigint), ($5::text, $6::bigint)
-), e AS (
-    INSERT INTO entries (transfer_id, account_id, amount, currency)
-    SELECT t.id, legs.acc, legs.amt, $7 FROM t, legs
-), u AS (
-    UPDATE accounts a SET balance = a.balance + legs.amt FROM legs WHERE a.id = legs.acc
-), o AS (
-    INSERT INTO outbox (event_id, transfer_id, payload)
-    SELECT $10, t.id, $11 FROM t WHERE $12::boolean
-), i AS (
-    UPDATE idempotency SET state = 'done', status_code = $14, response_body = $15
-    WHERE merchant_id = $2 AND key = $3 AND claim_token = $13 AND state = 'in_flight'
-    RETURNING 1
-)
-SELECT (SELECT count(*) FROM i) AS completed{audit}
-"""
-# The audit append rides in the same statement: one round trip fewer, and the chain-head
-# lock is taken as late as possible and held only until COMMIT.
-_POST_AUDITED = _POST.format(audit=", audit_append('transfer', $1, 'posted', $16) AS seq")
-_POST_PLAIN = _POST.format(audit="")
+_POST = "SELECT ledger_post(" + ", ".join(f"${i}" for i in range(1, 19)) + ")"
 
 
 async def post_transfer(conn: Any, t: Transfer, *, completion: IdempotencyCompletion | None,
                         lock: bool = True, with_outbox: bool = True,
                         racy_audit: bool = False) -> None:
-    """Post ``t`` inside the caller's open transaction.
+    """Post ``t``: one call of the ``ledger_post`` SQL function (migrations/0003).
 
-    Locks and checks both accounts (unless ``lock`` is off: the ``non_negative_in_python``
-    bug, whose caller checked beforehand without a lock), writes the transfer, its two
-    entries, the balance updates, the outbox event, the idempotency completion and last
-    the audit row (last, so the chain-head lock is held for the shortest time).
+    It locks and checks both accounts (unless ``lock`` is off: the
+    ``non_negative_in_python`` bug, whose caller checked beforehand without a lock), then
+    writes the transfer, its two entries, the balances, the outbox event, the idempotency
+    completion and, last, the audit row. Outside a transaction it is its own transaction
+    (one round trip); inside the caller's, it joins it. Refusals raise ``LedgerError``.
     """
-    if lock:
-        check_transfer(t, await lock_accounts(conn, sorted({t.from_account, t.to_account})))
     c = completion
     payload = audit.canonical_payload(
         {"transfer_id": t.id, "merchant_id": t.merchant_id, "from_account": t.from_account,
          "to_account": t.to_account, "amount": t.amount, "currency": t.currency,
          "status": t.status})
-    args: list[Any] = [t.id, t.merchant_id, t.idempotency_key, t.from_account, t.to_account, t.amount,
-        t.currency, t.status, t.created_at, t.event_id, event_payload(t), with_outbox,
-        c.claim_token if c else None, c.status_code if c else None,
-        c.response_body if c else None]
+    try:
+        await conn.fetchval(
+            _POST, t.id, t.merchant_id, t.idempotency_key, t.from_account, t.to_account,
+            t.amount, t.currency, t.status, t.created_at, t.event_id, event_payload(t),
+            c.claim_token if c else None, c.status_code if c else None,
+            c.response_body if c else None, payload, lock, with_outbox, not racy_audit)
+    except asyncpg.PostgresError as exc:
+        state = str(getattr(exc, "sqlstate", "") or "")
+        if state == "PT409":
+            raise ClaimLostError(str(getattr(exc, "detail", ""))) from None
+        if state.startswith("PT") and state[2:].isdigit():
+            raise LedgerError(int(state[2:]), str(getattr(exc, "message", "refused")),
+                              str(getattr(exc, "detail", "") or "refused"),
+                              getattr(exc, "hint", None)) from None
+        raise
     if racy_audit:
-        row = await conn.fetchrow(_POST_PLAIN, *args)
-    else:
-        row = await conn.fetchrow(_POST_AUDITED, *args, payload)
-    if c is not None and row["completed"] != 1:
-        raise ClaimLostError(f"idempotency claim for {c.key!r} is no longer ours")
-    if racy_audit:
-        # BUG(audit_chain_skip)
+        # BUG(audit_chain_skip): the caller holds a transaction around both calls.
         await audit.append(conn, "transfer", t.id, "posted", payload, racy=True)
 
 

@@ -41,7 +41,8 @@ def create_app(settings: Settings) -> Any:
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         path, method = scope["path"], scope["method"]
-        status, payload = 404, {"error": {"code": "not_found", "message": "no such route"}}
+        status = 404
+        payload: dict[str, Any] = {"error": {"code": "not_found", "message": "no such route"}}
         if path == "/healthz":
             status, payload = 200, {"ok": True}
         elif path == "/metrics":
