@@ -38,6 +38,7 @@ pybreaker is imported when a stage is built, never by ``import resilience``.
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any, cast
@@ -61,6 +62,27 @@ _TO_PYBREAKER = {
 _CLOSED = "closed"
 _OPEN = "open"
 _HALF_OPEN = "half-open"
+
+
+class _TrialGate:
+    """Whether a half-open trial is in flight, shared by every stage over one pybreaker
+    (a breaker may sit in several pipelines: still one trial at a time)."""
+
+    __slots__ = ("busy",)
+
+    def __init__(self) -> None:
+        self.busy = False
+
+
+_gates: weakref.WeakKeyDictionary[Any, _TrialGate] = weakref.WeakKeyDictionary()
+
+
+def _gate_for(breaker: Any) -> _TrialGate:
+    with breaker._lock:
+        gate = _gates.get(breaker)
+        if gate is None:
+            gate = _gates[breaker] = _TrialGate()
+        return gate
 
 
 def _utcnow() -> datetime:
@@ -123,7 +145,7 @@ class PyBreakerStage(Policy):
     is injectable for tests.
     """
 
-    __slots__ = ("_clock", "_error", "_monotonic", "_trials", "breaker")
+    __slots__ = ("_clock", "_error", "_gate", "_monotonic", "breaker")
 
     def __init__(
         self,
@@ -139,7 +161,7 @@ class PyBreakerStage(Policy):
         self.breaker = breaker
         self._clock = clock
         self._monotonic = _monotonic_from(clock)
-        self._trials = 0
+        self._gate = _gate_for(breaker)
         self._error = _open_error_type()
         breaker.add_listener(cast(Any, _EventBridge(self)))
         super().__init__(name or breaker.name or "pybreaker")
@@ -169,18 +191,18 @@ class PyBreakerStage(Policy):
                     cb.half_open()
                     state = _HALF_OPEN
             if state == _HALF_OPEN and not reason:
-                if self._trials:
+                if self._gate.busy:
                     reason = "half_open_full"
                     remaining = None
                 else:
-                    self._trials = 1
+                    self._gate.busy = True
             if not reason:
                 try:
                     for listener in cb.listeners:
                         listener.before_call(cb, fn, *args, **kwargs)
                 except BaseException:
                     if state == _HALF_OPEN:
-                        self._trials = 0
+                        self._gate.busy = False
                     raise
         if reason:
             if self._hooks.hooks:
@@ -194,7 +216,7 @@ class PyBreakerStage(Policy):
         cb = self.breaker
         with cb._lock:
             if admitted == _HALF_OPEN:
-                self._trials = 0
+                self._gate.busy = False
             state = cb.state
             current = state.name
             if current == admitted:
@@ -209,7 +231,7 @@ class PyBreakerStage(Policy):
         outcome = "ignored"
         with cb._lock:
             if admitted == _HALF_OPEN:
-                self._trials = 0
+                self._gate.busy = False
             state = cb.state
             current = state.name
             if current == admitted and isinstance(exc, Exception):
@@ -217,6 +239,9 @@ class PyBreakerStage(Policy):
                 # A trip raises pybreaker's error; the caller gets the function's own instead.
                 with contextlib.suppress(pybreaker.CircuitBreakerError):
                     state._handle_error(exc, reraise=False)
+                if self._clock is not _utcnow and cb.current_state == _OPEN:
+                    # pybreaker stamped real UTC time; an injected clock must own the period.
+                    cb._state_storage.opened_at = self._clock()
         if self._hooks.hooks:
             self._recorded(outcome, duration, admitted)
 
