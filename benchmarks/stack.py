@@ -177,6 +177,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--accounts", type=int, default=200)
+    parser.add_argument("--no-risk", action="store_true",
+                        help="run the api without the risk service (isolates its cost)")
     args = parser.parse_args()
 
     pg, rd = EmbeddedPostgres().start(), EmbeddedRedis().start()
@@ -196,8 +198,8 @@ def main() -> int:
         assert pg.base_dir is not None
         risk_port, api_port = free_port(), free_port()
         procs.append(start("risk", env, risk_port, pg.base_dir))
-        procs.append(start("api", {**env, "PAYMENTS_RISK_URL": f"http://127.0.0.1:{risk_port}"},
-                           api_port, pg.base_dir))
+        risk_env = {} if args.no_risk else {"PAYMENTS_RISK_URL": f"http://127.0.0.1:{risk_port}"}
+        procs.append(start("api", {**env, **risk_env}, api_port, pg.base_dir))
         loop = asyncio.new_event_loop()
         try:
             import uvloop
@@ -241,7 +243,7 @@ def main() -> int:
         "benchmark": "stack", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform()},
-        "concurrency": args.concurrency, "seconds": args.seconds, "accounts": args.accounts,
+        "concurrency": args.concurrency, "risk_service": not args.no_risk, "seconds": args.seconds, "accounts": args.accounts,
         "rows": rows, "verdict": verdict}, indent=2) + "\n")
     print(f"wrote {RESULTS.relative_to(REPO)}")
     return 0

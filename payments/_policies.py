@@ -49,12 +49,12 @@ def timed(seconds: float) -> Timeout:
 
 
 def risk_pipeline(*, retry_on: tuple[type[BaseException], ...], timeout_s: float,
-                  fallback: Callable[[BaseException], Any]) -> Pipeline:
+                  fallback: Callable[[BaseException | None], Any]) -> Pipeline:
     """Fallback > CircuitBreaker > Retry (jittered) > Timeout, outermost first."""
     return Pipeline(
         Fallback(fallback=fallback),
         breaker("risk", open_duration=3.0),
         Retry(on=(*retry_on, TimeoutRejectedError), attempts=3, wait_initial=0.02,
-              wait_max=0.2),
+              wait_max=0.2, jitter=True),
         Timeout(timeout_s),
     )

@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import asyncpg
-import httpx
 import orjson
 import pyotp
 import redis.asyncio as aioredis
@@ -36,6 +35,7 @@ from payments import audit, ledger
 from payments._config import Settings, load_settings
 from payments._crypto import Sealer, hash_api_key
 from payments._errors import ApiError, error_body
+from payments._http import HttpPool
 from payments._openapi import OPENAPI
 from payments._policies import breaker, risk_pipeline
 from payments._replica import ReplicaReader
@@ -118,11 +118,11 @@ class Api:
         self.replica_pool: Any = None
         self.reader: ReplicaReader | None = None
         self.redis: Any = None
-        self.risk: httpx.AsyncClient | None = None
+        self.risk: HttpPool | None = None
         self.db = breaker("postgres", minimum_calls=20, window=40, open_duration=1.0)
         self.redis_breaker = breaker("redis", minimum_calls=3, window=10, open_duration=2.0)
         self.risk_policy = risk_pipeline(
-            retry_on=(httpx.TransportError, RiskUnavailableError),
+            retry_on=(ConnectionError, RiskUnavailableError),
             timeout_s=settings.risk_timeout_s, fallback=self._risk_fallback)
         self._merchants: dict[bytes, tuple[str, float]] = {}
         self._admin: tuple[bytes, str] | None = None
@@ -143,9 +143,7 @@ class Api:
         self.redis = aioredis.from_url(self.s.redis_url, socket_timeout=1.0,
                                        socket_connect_timeout=1.0)
         if self.s.risk_url:
-            self.risk = httpx.AsyncClient(
-                base_url=self.s.risk_url, timeout=self.s.risk_timeout_s,
-                limits=httpx.Limits(max_connections=64, max_keepalive_connections=64))
+            self.risk = HttpPool(self.s.risk_url)
 
     @staticmethod
     async def _warm(pool: Any, n: int) -> None:
@@ -190,19 +188,18 @@ class Api:
             raise refusal
         return result
 
-    def _risk_fallback(self, exc: BaseException) -> dict[str, Any]:
+    def _risk_fallback(self, exc: BaseException | None) -> dict[str, Any]:
         decision = "review" if self.s.risk_fallback == "accept" else "decline"
         return {"decision": decision, "reason": "risk_unavailable",
                 "error": type(exc).__name__}
 
     async def _score_once(self, payload: dict[str, Any]) -> dict[str, Any]:
         assert self.risk is not None
-        resp = await self.risk.post("/v1/score", content=orjson.dumps(payload),
-                                    headers={"content-type": _JSON})
-        if resp.status_code >= 500 or resp.status_code == 429:
-            raise RiskUnavailableError(f"risk answered {resp.status_code}")
+        status, content = await self.risk.post("/v1/score", orjson.dumps(payload))
+        if status >= 500 or status == 429:
+            raise RiskUnavailableError(f"risk answered {status}")
         try:
-            result: dict[str, Any] = orjson.loads(resp.content)
+            result: dict[str, Any] = orjson.loads(content)
             if result.get("decision") not in ("approve", "decline"):
                 raise ValueError("no decision")
         except (orjson.JSONDecodeError, ValueError, AttributeError) as exc:

@@ -55,6 +55,7 @@ class Relay:
                                   open_duration=1.0)
         self._run_id: str | None = None
         self._verified = False
+        self._next_identity_check = 0.0
         self.healthy = True
 
     async def start(self) -> None:
@@ -73,6 +74,10 @@ class Relay:
 
     async def _check_redis_identity(self) -> None:
         """After a Redis (re)start, verify our last published entry survived."""
+        now = asyncio.get_running_loop().time()
+        if self._verified and now < self._next_identity_check:
+            return
+        self._next_identity_check = now + 1.0
         info = await self.redis.info("server")
         run_id = str(info.get("run_id"))
         if run_id == self._run_id and self._verified:
