@@ -47,6 +47,9 @@ class Endpoint(asyncio.BufferedProtocol):
         self.reader: Link  # the link that reads from this endpoint
         self.writer: Link  # the link that writes to this endpoint
         self.alive = False
+        # where buffer_updated writes directly; None sends chunks down the toxic path
+        self.out: asyncio.Transport | None = None
+        self.nbytes = 0
 
     def renew(self) -> None:
         """A fresh read buffer: the transport still holds a view of the old one."""
@@ -57,6 +60,7 @@ class Endpoint(asyncio.BufferedProtocol):
         # uvloop's transports are not asyncio.Transport subclasses, only alike
         self.transport = transport = cast(asyncio.Transport, transport)
         self.alive = True
+        self.writer.refresh_fast_path()
         if self.role == "client":
             transport.pause_reading()  # until upstream is connected
             self.conn.client_connected()
@@ -65,7 +69,15 @@ class Endpoint(asyncio.BufferedProtocol):
         return self.view
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.reader.feed(nbytes)
+        # The hot path: no toxic on the link, write the filled buffer straight out.
+        out = self.out
+        self.nbytes += nbytes
+        if out is None:
+            self.reader.feed(nbytes)
+            return
+        out.write(self.view[:nbytes])
+        if out.get_write_buffer_size():
+            self.renew()
 
     def eof_received(self) -> bool:
         self.reader.feed_eof()
@@ -80,6 +92,7 @@ class Endpoint(asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         was_alive = self.alive
         self.alive = False
+        self.writer.refresh_fast_path()
         self.writer.resume_source(_PAUSE_DST)  # wake a pump waiting to write here
         if was_alive:
             self.reader.src_lost = True
@@ -90,6 +103,7 @@ class Endpoint(asyncio.BufferedProtocol):
         if not self.alive or self.transport is None:
             return
         self.alive = False
+        self.writer.refresh_fast_path()
         transport = self.transport
         if reset:
             sock = transport.get_extra_info("socket")
@@ -122,23 +136,25 @@ class Link:
         self.eof_seen = False
         self.eof_done = False
         self.src_lost = False
-        self.bytes = 0
+        # the client's link holds its data until the upstream is connected
+        self.held: asyncio.Future[None] | None = None
 
     # -- the hot path -------------------------------------------------------------
+    @property
+    def nbytes(self) -> int:
+        """Bytes read from this link's source so far."""
+        return self.src.nbytes
+
     def feed(self, n: int) -> None:
-        """``n`` bytes arrived in the source's buffer."""
-        self.bytes += n
+        """``n`` bytes arrived in the source's buffer and the hot path is off."""
         if self.slow:
             self._enqueue(bytes(self.src.view[:n]))
-            return
+        # else: the destination is gone; the bytes have nowhere to go
+
+    def refresh_fast_path(self) -> None:
+        """Let the source write straight to the destination when nothing is in between."""
         dst = self.dst
-        if not dst.alive:
-            return
-        transport = dst.transport
-        assert transport is not None
-        transport.write(self.src.view[:n])
-        if transport.get_write_buffer_size():
-            self.src.renew()
+        self.src.out = dst.transport if (not self.slow and dst.alive) else None
 
     def feed_eof(self) -> None:
         """The source closed its side (or went away)."""
@@ -182,6 +198,8 @@ class Link:
 
     async def _run_pump(self) -> None:
         try:
+            if self.held is not None:
+                await self.held
             while self.queue and not self.conn.closed:
                 data, ts = self.queue.popleft()
                 if len(self.queue) <= QUEUE_LOW:
@@ -246,7 +264,10 @@ class Link:
         self.chain = tuple(
             s for s in self.stubs.values() if s.active and s.toxic.kind.handles_data
         )
-        self.slow = bool(self.chain) or self.pump is not None or bool(self.queue)
+        self.slow = (
+            bool(self.chain) or self.pump is not None or bool(self.queue) or self.held is not None
+        )
+        self.refresh_fast_path()
 
     def add_toxic(self, toxic: Toxic) -> ToxicStub:
         """Attach ``toxic`` to this link (toxicity is rolled here, once)."""
@@ -296,6 +317,8 @@ class Connection:
         self.upstream.reader = self.down
         self.upstream.writer = self.up
         self.connect_task: asyncio.Task[None] | None = None
+        self.up.held = self.loop.create_future()
+        self.up._refresh()
         for toxic in proxy.toxic_list():
             self.link(toxic.direction).add_toxic(toxic)
 
@@ -329,6 +352,10 @@ class Connection:
         if self.closed:
             self.upstream.close(abort=True)
             return
+        held, self.up.held = self.up.held, None
+        if held is not None and not held.done():
+            held.set_result(None)
+        self.up._refresh()
         if self.client.alive and self.client.transport is not None:
             self.client.transport.resume_reading()
 

@@ -161,12 +161,12 @@ class Proxy:
     def connection_closed(self, conn: Connection) -> None:
         """Bookkeeping when a connection ends."""
         self.connections.discard(conn)
-        self.bytes_closed["upstream"] += conn.up.bytes
-        self.bytes_closed["downstream"] += conn.down.bytes
+        self.bytes_closed["upstream"] += conn.up.nbytes
+        self.bytes_closed["downstream"] += conn.down.nbytes
 
     def bytes_total(self, direction: str) -> int:
         """Bytes received from the source of ``direction`` so far."""
-        live = sum(c.link(direction).bytes for c in self.connections)
+        live = sum(c.link(direction).nbytes for c in self.connections)
         return self.bytes_closed[direction] + live
 
     # -- toxics ---------------------------------------------------------------------
