@@ -34,7 +34,12 @@ async def afail() -> None:
 
 def pair(clock: FakeClock, store: Any) -> tuple[CircuitBreaker, CircuitBreaker]:
     kw: dict[str, Any] = dict(
-        minimum_calls=2, window=2, open_duration=10.0, clock=clock, store=store, store_sync_interval=0.0
+        minimum_calls=2,
+        window=2,
+        open_duration=10.0,
+        clock=clock,
+        store=store,
+        store_sync_interval=0.0,
     )
     return CircuitBreaker("risk", **kw), CircuitBreaker("risk", **kw)
 
@@ -54,7 +59,9 @@ def test_open_in_one_is_open_in_the_other_then_closes_everywhere() -> None:
             a.call(fail)
     assert a.state == "open"
     saved = store.load("risk")
-    assert saved is not None and saved.state == "open" and saved.open_until == pytest.approx(clock.now + 10)
+    assert saved is not None
+    assert saved.state == "open"
+    assert saved.open_until == pytest.approx(clock.now + 10)
     with pytest.raises(CircuitOpenError):
         b.call(lambda: "x")
     assert b.state == "open"
@@ -137,7 +144,8 @@ def test_store_outage_degrades_to_local_state_and_says_so() -> None:
             breaker.call(fail)
     assert breaker.state == "open"  # local state kept working
     degraded = [e for e in events if isinstance(e, BreakerStoreDegraded)]
-    assert len(degraded) == 1 and "redis down" in degraded[0].error
+    assert len(degraded) == 1
+    assert "redis down" in degraded[0].error
     store.broken = False
     clock.advance(1.0)
     with pytest.raises(CircuitOpenError):
@@ -149,13 +157,16 @@ async def test_async_only_not_implemented_falls_back_to_sync_pair() -> None:
     clock = FakeClock()
     store = BrokenStore()
     store.broken = False
-    a = CircuitBreaker("risk", minimum_calls=1, window=1, clock=clock, store=store, store_sync_interval=0)
+    a = CircuitBreaker(
+        "risk", minimum_calls=1, window=1, clock=clock, store=store, store_sync_interval=0
+    )
     events: list[Event] = []
     a.add_hook(events.append)
     with pytest.raises(Boom):
         await a.call_async(afail)
     saved = store.inner.load("risk")
-    assert saved is not None and saved.state == "open"
+    assert saved is not None
+    assert saved.state == "open"
     assert not any(isinstance(e, BreakerStoreDegraded) for e in events)
 
 
@@ -164,4 +175,5 @@ def test_local_store_keeps_newest_version() -> None:
     store.save("x", SharedState("open", 1.0, 2.0, 5))
     store.save("x", SharedState("closed", None, None, 4))
     loaded = store.load("x")
-    assert loaded is not None and loaded.version == 5
+    assert loaded is not None
+    assert loaded.version == 5
