@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import importlib.metadata
 import json
@@ -87,7 +88,7 @@ def loop_rejection(f: SyncFn, n: int) -> float:
     try:
         t0 = perf_ns()
         for _ in rounds:
-            try:
+            try:  # noqa: SIM105 - contextlib.suppress would cost more than what we measure
                 f()
             except Exception:
                 pass
@@ -117,7 +118,7 @@ async def aloop_rejection(f: AsyncFn, n: int) -> float:
     try:
         t0 = perf_ns()
         for _ in rounds:
-            try:
+            try:  # noqa: SIM105 - contextlib.suppress would cost more than what we measure
                 await f()
             except Exception:
                 pass
@@ -154,10 +155,8 @@ class Subject:
 
 def _trip_sync(f: SyncFn, times: int) -> None:
     for _ in range(times):
-        try:
+        with contextlib.suppress(Exception):
             f()
-        except Exception:
-            pass
 
 
 def sync_subjects() -> list[Subject]:
@@ -356,10 +355,8 @@ async def _trip_purgatory_async(out: list[Subject]) -> None:
         return
     factory = purgatory.AsyncCircuitBreakerFactory(default_threshold=1, default_ttl=3600)
     failing = factory("abench-open")(afail)
-    try:
+    with contextlib.suppress(Exception):
         await failing()
-    except Exception:
-        pass
     out.append(Subject("breaker", "rejection", "async", "purgatory", factory("abench-open")(anoop)))
 
 
@@ -369,9 +366,10 @@ def _counter() -> tuple[list[int], Callable[[Any, str, Any], None]]:
     skip = {noop.__code__, anoop.__code__}
 
     def profile(frame: Any, event: str, arg: Any) -> None:
-        if event == "call" and frame.f_code not in skip:
-            box[0] += 1
-        elif event == "c_call" and arg is not sys.setprofile:
+        counted = (event == "call" and frame.f_code not in skip) or (
+            event == "c_call" and arg is not sys.setprofile
+        )
+        if counted:
             box[0] += 1
 
     return box, profile
