@@ -11,11 +11,14 @@ import sys
 from typing import Any
 
 import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
 from payments._config import Settings, load_settings
 from payments._serve import serve_asgi, setup_logging
 
 __all__ = ["create_app", "main", "score"]
+
+SCORES = Counter("payments_risk_scores_total", "Scores given", ["decision"])
 
 
 def score(body: dict[str, Any], settings: Settings) -> dict[str, Any]:
@@ -46,7 +49,12 @@ def create_app(settings: Settings) -> Any:
         if path == "/healthz":
             status, payload = 200, {"ok": True}
         elif path == "/metrics":
-            status, payload = 200, {}
+            data = generate_latest()
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", CONTENT_TYPE_LATEST.encode()),
+                                    (b"content-length", str(len(data)).encode())]})
+            await send({"type": "http.response.body", "body": data})
+            return
         elif path == "/v1/score" and method == "POST":
             chunks = []
             more = True
@@ -59,6 +67,7 @@ def create_app(settings: Settings) -> Any:
                 if delay:
                     await asyncio.sleep(delay)
                 status, payload = 200, score(body, settings)
+                SCORES.labels(payload["decision"]).inc()
             except (orjson.JSONDecodeError, TypeError, ValueError, AttributeError):
                 status, payload = 400, {"error": {"code": "invalid_json",
                                                   "message": "body must be a JSON object"}}

@@ -136,3 +136,14 @@ def test_redis_restart_loses_no_event(stack: Stack, module_redis: EmbeddedRedis,
             line = next(x for x in c.get("/metrics").text.splitlines()
                         if x.startswith("payments_relay_republished_total"))
         assert float(line.split()[-1]) > 0  # the relay noticed the loss and republished
+
+
+def test_poison_entry_goes_to_dead_letters(stack: Stack, module_redis: EmbeddedRedis) -> None:
+    client = redis.Redis.from_url(module_redis.url)
+    client.xadd(STREAM, {"event_id": "poison-1", "payload": "{definitely not json"})
+    wait_for(lambda: any(f.get(b"original_id") for _, f in client.xrange("payments.events.dead")),
+             10, "the poison entry to be dead-lettered")
+    dead = stack.snapshot()["dead_letters"]
+    assert [d["event_id"] for d in dead] == ["poison-1"]
+    assert "undecodable" in dead[0]["reason"]
+    assert client.xpending(STREAM, GROUP)["pending"] == 0  # acked, not stuck
