@@ -310,6 +310,12 @@ class ComposeStack:
 
         if self._resolved is None:
             raise ComposeError("recreate() before start()")
+        old = self.containers().get(service)
+        if old is not None:  # its log goes with the container: keep it
+            logs = self.run_dir / "logs"
+            logs.mkdir(parents=True, exist_ok=True)
+            n = len(list(logs.glob(f"{service}.*.log"))) + 1
+            (logs / f"{service}.{n}.log").write_bytes(old.logs(timestamps=True))
         config = yaml.safe_load(self._resolved.read_text())
         environment = config["services"][service].setdefault("environment", {})
         environment.update({k: str(v) for k, v in env.items()})
