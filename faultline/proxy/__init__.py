@@ -11,10 +11,10 @@ from faultline.proxy._api import TOXIPROXY_VERSION
 from faultline.proxy._config import ConfigError, load_config
 from faultline.proxy._events import EventLog
 from faultline.proxy._server import DEFAULT_HOST, DEFAULT_PORT, ProxyServer
-from faultline.proxy._toxics import KINDS
+from faultline.proxy._toxics import KINDS as _KINDS
 from faultline.proxy.client import ProxyAPIError, ProxyClient
 
-TOXIC_TYPES: tuple[str, ...] = tuple(KINDS)
+TOXIC_TYPES: tuple[str, ...] = tuple(_KINDS)
 """Every toxic type the server knows."""
 
 __all__ = [

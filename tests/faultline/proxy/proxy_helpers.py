@@ -1,0 +1,147 @@
+"""Helpers for the fault proxy tests: a real server subprocess, real TCP upstreams."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from faultline.proxy.client import ProxyClient
+from faultline.stack._embedded import free_port, wait_for_port
+
+ROOT = Path(__file__).resolve().parents[3]
+SEED = 7
+
+@dataclass
+class ServedProxy:
+    """A ``faultline proxy serve`` subprocess."""
+
+    port: int
+    proc: subprocess.Popen[bytes]
+    events_file: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self) -> ProxyClient:
+        return ProxyClient(self.url)
+
+
+def serve(tmp: Path, *extra: str) -> ServedProxy:
+    """Start ``python -m faultline proxy serve`` on a free port."""
+    port = free_port()
+    events = tmp / f"events-{port}.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "faultline", "proxy", "serve", "--port", str(port),
+         "--events-file", str(events), *extra],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+    )
+    try:
+        wait_for_port(port, timeout=15)
+    except Exception:
+        proc.kill()
+        raise
+    return ServedProxy(port, proc, events)
+
+
+def stop(served: ServedProxy) -> None:
+    if served.proc.poll() is None:
+        os.killpg(served.proc.pid, signal.SIGTERM)
+        try:
+            served.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(served.proc.pid, signal.SIGKILL)
+            served.proc.wait(5)
+
+
+@dataclass
+class Upstream:
+    """A threaded TCP server on 127.0.0.1 that records what it receives."""
+
+    handler: Callable[[socket.socket, Upstream], None]
+    port: int = 0
+    received: list[bytes] = field(default_factory=list)
+    _sock: socket.socket | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> Upstream:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(128)
+        self._sock = sock
+        self.port = sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def _accept(self) -> None:
+        assert self._sock is not None
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            self.handler(conn, self)
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+
+
+def echo(conn: socket.socket, up: Upstream) -> None:
+    """Echo everything back."""
+    while True:
+        data = conn.recv(65536)
+        if not data:
+            return
+        up.received.append(data)
+        conn.sendall(data)
+
+
+def listen_port(proxy: dict[str, object]) -> int:
+    """The port of a proxy's ``listen``."""
+    return int(str(proxy["listen"]).rsplit(":", 1)[1])
+
+
+def connect(proxy: dict[str, object], timeout: float = 5.0) -> socket.socket:
+    """A client connection through the proxy."""
+    sock = socket.create_connection(("127.0.0.1", listen_port(proxy)), timeout=timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def recv_exactly(sock: socket.socket, n: int) -> bytes:
+    """Read exactly ``n`` bytes (fails on EOF)."""
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise EOFError(f"EOF after {len(data)} of {n} bytes")
+        data += chunk
+    return data
+
+
+def recv_all(sock: socket.socket) -> bytes:
+    """Read until EOF."""
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
