@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
-from ._ledger import NOT_COMMITTED
+from ._ledger import NOT_COMMITTED, transfer_ids
 from ._registry import checker
 from ._result import CheckContext, CheckResult, ErrorCollector
 
@@ -24,11 +24,16 @@ def outbox_delivered(
     errors = ErrorCollector()
     outbox = state.get("outbox", ())
     transfers = state.get("transfers", ())
-    per_transfer = Counter(map(itemgetter("transfer_id"), outbox))
-    committed = {t["id"] for t in transfers if t.get("status") not in NOT_COMMITTED}
-    for tid in committed - per_transfer.keys():
+    outbox_transfers = set(map(itemgetter("transfer_id"), outbox))
+    committed = (
+        transfer_ids(state, ctx)
+        if NOT_COMMITTED.isdisjoint(map(itemgetter("status"), transfers))
+        else {t["id"] for t in transfers if t.get("status") not in NOT_COMMITTED}
+    )
+    for tid in committed - outbox_transfers:
         errors.add("missing_outbox_event", {"transfer": tid}, rows={"transfers": [tid]})
-    if len(per_transfer) != len(outbox):
+    if len(outbox_transfers) != len(outbox):
+        per_transfer = Counter(map(itemgetter("transfer_id"), outbox))
         duplicated = {tid: n for tid, n in per_transfer.items() if n > 1}
         rows_of: dict[Any, list[Any]] = {}
         for row in outbox:
@@ -44,13 +49,20 @@ def outbox_delivered(
     stream_rows = state.get("stream", ())
     processed_rows = state.get("processed_events", ())
     in_stream = set(map(itemgetter("event_id"), stream_rows))
-    applied = Counter(map(itemgetter("event_id"), processed_rows))
+    applied_once = set(map(itemgetter("event_id"), processed_rows))
+    applied = (
+        Counter(map(itemgetter("event_id"), processed_rows))
+        if len(applied_once) != len(processed_rows)
+        else dict.fromkeys(applied_once, 1)
+    )
     dead = {row.get("event_id"): row for row in state.get("dead_letters", ())}
     events = set(map(itemgetter("event_id"), outbox))
     not_in_stream = events - in_stream
-    not_applied = (events - not_in_stream) - applied.keys()
+    not_applied = (events - not_in_stream) - applied_once
     twice = (
-        {e: n for e, n in applied.items() if n > 1} if len(applied) != len(processed_rows) else {}
+        {e: n for e, n in applied.items() if n > 1}
+        if len(applied_once) != len(processed_rows)
+        else {}
     )
     if not_in_stream or not_applied or twice:
         for row in outbox:
@@ -82,7 +94,7 @@ def outbox_delivered(
         "stream_redeliveries": len(stream_rows) - len(in_stream),
         "applied_events": len(processed_rows),
         "dead_letters": len(dead),
-        "dead_letters_applied": len(dead.keys() & applied.keys()),
+        "dead_letters_applied": len(dead.keys() & applied_once),
     }
     return errors.result("outbox_delivered", counts)
 

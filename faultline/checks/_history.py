@@ -74,7 +74,8 @@ class HistoryIndex:
     body)``), ``info_first`` and ``fail_first`` (line; an invoke that never completed
     counts as ``info``), ``replay_oks`` (every same-body replay answered ``ok``:
     ``(line, key, status, body)``), ``diff_accepted`` (different-body replays answered
-    2xx), ``diff_replays`` (how many there were), ``invoked_keys``.
+    2xx), ``diff_replays`` (how many there were), ``invoked_keys`` (keys of invokes
+    that never completed; completed ones are in the dicts above).
 
     Per completed operation, in history order (for SLOs and plots): ``start_ns``
     (invoke time), ``latency_ms``, ``outcome`` (``OK``/``EXPECTED_FAIL``/``ERROR``),
@@ -88,7 +89,7 @@ class HistoryIndex:
     diff_accepted: list[tuple[int, str, Any, Any]] = field(default_factory=list)
     diff_replays: int = 0
     invoked_keys: set[str] = field(default_factory=set)
-    start_ns: list[int] = field(default_factory=list)
+    start_ns: list[float] = field(default_factory=list)
     latency_ms: list[float] = field(default_factory=list)
     outcome: list[int] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)
@@ -120,9 +121,6 @@ def _build(history: Sequence[Mapping[str, Any]]) -> HistoryIndex:
         proc = op.get("process")
         if type_ == "invoke":
             pending[proc] = pos
-            key = op.get("key")
-            if key is not None:
-                invoked_add(key)
             continue
         if proc == "nemesis":
             ix.nemesis.append((pos, op))
@@ -139,7 +137,7 @@ def _build(history: Sequence[Mapping[str, Any]]) -> HistoryIndex:
             lat = (t - t_inv) / 1e6 if t_inv is not None else 0.0
             start = t_inv if t_inv is not None else t
         else:
-            start = t - int(lat * 1e6)
+            start = t - lat * 1e6  # a float is fine for ordering and bisection
         start_append(start)
         lat_append(lat)
         line_append(pos)
@@ -179,6 +177,8 @@ def _build(history: Sequence[Mapping[str, Any]]) -> HistoryIndex:
         ix.unfinished += 1
         op = history[pos]
         key = op.get("key")
+        if key is not None:
+            invoked_add(key)
         if key is not None and op.get("f") in ("transfer", "replay") and key not in info_first:
             info_first[key] = pos
     ix.diff_replays = diff_replays
@@ -248,7 +248,7 @@ def context_windows(history: Sequence[Mapping[str, Any]], ctx: CheckContext) -> 
 
 def ops_by_start(
     history: Sequence[Mapping[str, Any]], ctx: CheckContext
-) -> tuple[list[int], list[float], list[int]]:
+) -> tuple[list[float], list[float], list[int]]:
     """``(start_ns, latency_ms, outcome)`` of completed operations sorted by start.
 
     Histories are written in completion order; sorting by invoke time lets phases and

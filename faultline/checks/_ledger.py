@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -18,26 +18,35 @@ NOT_COMMITTED = frozenset({"declined", "rejected", "failed", "cancelled"})
 
 def _entry_sums(
     state: Mapping[str, Any], ctx: CheckContext
-) -> tuple[dict[Any, int], dict[Any, int], dict[Any, str], set[Any]]:
-    """(balance by account, sum by transfer, currency of each transfer's entries,
-    transfers whose entries mix currencies) — cached for the run."""
+) -> tuple[dict[Any, int], dict[Any, int], set[tuple[Any, str]] | None]:
+    """(balance by account, sum by transfer, distinct (transfer, currency) of entries
+    or ``None`` when the whole ledger has one currency), cached for the run. The one Python loop over every entry of the ledger."""
     cached = ctx.cache.get("entry_sums")
     if cached is not None and cached[0] is state:
         return cached[1]  # type: ignore[no-any-return]
+    entries = state.get("entries", ())
     by_account: dict[Any, int] = {}
     by_transfer: dict[Any, int] = {}
-    currency_of: dict[Any, str] = {}
-    mixed: set[Any] = set()
-    acc_get, tr_get, cur_set = by_account.get, by_transfer.get, currency_of.setdefault
-    fields = itemgetter("account_id", "transfer_id", "amount", "currency")
-    for acc, tid, amount, cur in map(fields, state.get("entries", ())):
+    acc_get, tr_get = by_account.get, by_transfer.get
+    for acc, tid, amount in map(itemgetter("account_id", "transfer_id", "amount"), entries):
         by_account[acc] = acc_get(acc, 0) + amount
         by_transfer[tid] = tr_get(tid, 0) + amount
-        if cur_set(tid, cur) != cur:
-            mixed.add(tid)
-    value = (by_account, by_transfer, currency_of, mixed)
+    pairs: set[tuple[Any, str]] | None = None
+    if len(set(map(itemgetter("currency"), entries))) > 1:
+        pairs = set(map(itemgetter("transfer_id", "currency"), entries))
+    value = (by_account, by_transfer, pairs)
     ctx.cache["entry_sums"] = (state, value)
     return value
+
+
+def transfer_ids(state: Mapping[str, Any], ctx: CheckContext) -> set[Any]:
+    """The ids of every transfer in the snapshot, cached for the run."""
+    cached = ctx.cache.get("transfer_ids")
+    if cached is not None and cached[0] is state:
+        return cached[1]  # type: ignore[no-any-return]
+    ids = set(map(itemgetter("id"), state.get("transfers", ())))
+    ctx.cache["transfer_ids"] = (state, ids)
+    return ids
 
 
 def _entries_of(state: Mapping[str, Any], transfer_ids: set[Any]) -> dict[Any, list[dict[str, Any]]]:
@@ -100,27 +109,37 @@ def balanced_entries(
 ) -> CheckResult:
     """Every transfer's entries sum to zero per currency, in the transfer's currency;
     committed transfers have entries, uncommitted ones none, no entry is orphaned."""
-    _, by_transfer, currency_of, mixed = _entry_sums(state, ctx)
+    _, by_transfer, pairs = _entry_sums(state, ctx)
     transfers = state.get("transfers", ())
+    ids = transfer_ids(state, ctx)
+    uncommitted = (
+        set()
+        if NOT_COMMITTED.isdisjoint(map(itemgetter("status"), transfers))
+        else {t["id"] for t in transfers if t.get("status") in NOT_COMMITTED}
+    )
+    with_entries = by_transfer.keys()
     problems: dict[Any, list[str]] = {}
-    currency: dict[Any, Any] = {}
-    for tid, status, cur in map(itemgetter("id", "status", "currency"), transfers):
-        currency[tid] = cur
-        total = by_transfer.get(tid)
-        if total is None:
-            if status not in NOT_COMMITTED:
-                problems[tid] = ["missing_entries"]
-            continue
-        if total != 0 or status in NOT_COMMITTED or tid in mixed or currency_of[tid] != cur:
-            kinds = problems[tid] = []
-            if status in NOT_COMMITTED:
-                kinds.append("entries_of_uncommitted_transfer")
-            if tid in mixed or currency_of[tid] != cur:
-                kinds.append("currency_mismatch")
-            if total != 0 and tid not in mixed:
-                kinds.append("unbalanced_entries")
-    for tid in by_transfer.keys() - currency.keys():
-        problems[tid] = ["orphan_entries"]
+
+    def flag(tids: Iterable[Any], kind: str) -> None:
+        for tid in tids:
+            problems.setdefault(tid, []).append(kind)
+
+    # set algebra first; Python-level work only for the transfers that are wrong
+    flag(ids - with_entries - uncommitted, "missing_entries")
+    flag(uncommitted & with_entries, "entries_of_uncommitted_transfer")
+    flag(with_entries - ids, "orphan_entries")
+    if pairs is None:  # one currency in all entries: compare it with the transfers'
+        entry_currencies = {e["currency"] for e in state.get("entries", ())[:1]}
+        if not entry_currencies.issuperset(map(itemgetter("currency"), transfers)):
+            pairs = set(map(itemgetter("transfer_id", "currency"), state.get("entries", ())))
+    if pairs is not None:
+        wrong_currency = pairs - set(map(itemgetter("id", "currency"), transfers))
+        flag({tid for tid, _ in wrong_currency if tid in ids}, "currency_mismatch")
+    if any(by_transfer.values()):
+        flag((tid for tid, total in by_transfer.items() if total), "unbalanced_entries")
+    currency = (
+        {t["id"]: t["currency"] for t in transfers if t["id"] in problems} if problems else {}
+    )
     errors = ErrorCollector()
     if problems:
         entries = _entries_of(state, set(problems))
@@ -129,8 +148,8 @@ def balanced_entries(
             sums: dict[str, int] = {}
             for e in rows:
                 sums[e["currency"]] = sums.get(e["currency"], 0) + e["amount"]
-            if tid in mixed and any(sums.values()):
-                kinds.append("unbalanced_entries")
+            if "unbalanced_entries" not in kinds and any(sums.values()):
+                kinds.append("unbalanced_entries")  # mixed currencies, zero in total
             for kind in kinds:
                 errors.add(
                     kind,

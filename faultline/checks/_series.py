@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
+from itertools import compress
+from operator import not_
 from typing import Any
 
 from ._histogram import LatencyHistogram
-from ._history import ERROR, OK, history_index
+from ._history import ERROR, OK, history_index, ops_by_start
 from ._result import CheckContext
 
 __all__ = ["timeseries"]
@@ -25,37 +28,34 @@ def timeseries(
     """
     ctx = context if context is not None else CheckContext()
     ix = history_index(history, ctx)
-    if ix.first_ns is None or not ix.start_ns:
+    starts, lats, outs = ops_by_start(history, ctx)
+    if ix.first_ns is None or not starts:
         return []
     origin = ctx.run_start_ns if ctx.run_start_ns is not None else ix.first_ns
-    width = int(bucket_s * 1e9)
-    rows: dict[int, list[Any]] = {}
-    for t, lat, out in zip(ix.start_ns, ix.latency_ms, ix.outcome, strict=True):
-        b = max(0, (t - origin) // width)
-        row = rows.get(b)
-        if row is None:
-            row = rows[b] = [0, 0, 0, []]
-        if out == OK:
-            row[0] += 1
-            row[3].append(lat)
-        elif out == ERROR:
-            row[1] += 1
-        else:
-            row[2] += 1
+    width = bucket_s * 1e9
     series = []
-    for b in range(max(rows) + 1):
-        ok, errors, fails, lats = rows.get(b, (0, 0, 0, []))
+    lo = bisect_left(starts, origin)
+    if lo:  # operations invoked before the origin count in the first bucket
+        lo = 0
+    b = 0
+    while lo < len(starts):
+        hi = bisect_left(starts, origin + (b + 1) * width, lo)
+        window = outs[lo:hi]
+        ok = window.count(OK)
+        errors = window.count(ERROR)
         hist = LatencyHistogram()
-        hist.record_many(lats)
+        hist.record_many(compress(lats[lo:hi], map(not_, window)))
         series.append(
             {
                 "t": b * bucket_s,
                 "ok": ok,
                 "errors": errors,
-                "fails": fails,
+                "fails": len(window) - ok - errors,
                 "throughput": ok / bucket_s,
                 "p50_ms": hist.percentile(50) if hist.count else None,
                 "p99_ms": hist.percentile(99) if hist.count else None,
             }
         )
+        lo = hi
+        b += 1
     return series
