@@ -20,128 +20,47 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Final
+from typing import Any
 
-from resilience._breaker_store import BreakerStore, SharedState
-from resilience._clock import Clock, monotonic, seconds, wall
+from resilience._breaker_options import (
+    _IGNORED,
+    _NOT_RECORDED,
+    CLOSED,
+    DEFAULT_FAILURE_RATE_THRESHOLD,
+    DEFAULT_HALF_OPEN_CALLS,
+    DEFAULT_MINIMUM_CALLS,
+    DEFAULT_OPEN_DURATION,
+    DEFAULT_SLOW_CALL_RATE_THRESHOLD,
+    DEFAULT_STORE_SYNC_INTERVAL,
+    DEFAULT_WINDOW,
+    DEFAULT_WINDOW_TYPE,
+    DISABLED,
+    FORCED_OPEN,
+    HALF_OPEN,
+    OPEN,
+    BreakerMetrics,
+    BreakerOptions,
+)
+from resilience._breaker_shared import SharedStateMixin
+from resilience._breaker_store import BreakerStore
+from resilience._clock import Clock, monotonic, wall
 from resilience._errors import CircuitOpenError
 from resilience._events import (
     BreakerStateChanged,
-    BreakerStoreDegraded,
-    BreakerStoreRecovered,
     CallAdmitted,
     CallRecorded,
     CallRejected,
     Event,
 )
-from resilience._policy import AsyncRunner, Policy, Runner
+from resilience._policy import AsyncRunner, Runner
 from resilience._predicates import ExceptionFilter, exception_predicate, exception_types
 from resilience._windows import FAILURE, SLOW, CountWindow, TimeWindow, Window
 
 __all__ = ["BreakerMetrics", "BreakerOptions", "CircuitBreaker"]
 
-CLOSED: Final = "closed"
-OPEN: Final = "open"
-HALF_OPEN: Final = "half_open"
-FORCED_OPEN: Final = "forced_open"
-DISABLED: Final = "disabled"
 
-DEFAULT_FAILURE_RATE_THRESHOLD = 0.5
-DEFAULT_MINIMUM_CALLS = 10
-DEFAULT_WINDOW = 100
-DEFAULT_WINDOW_TYPE = "count"
-DEFAULT_SLOW_CALL_RATE_THRESHOLD = 1.0
-DEFAULT_OPEN_DURATION = 30.0
-DEFAULT_HALF_OPEN_CALLS = 1
-DEFAULT_STORE_SYNC_INTERVAL = 1.0
-
-_IGNORED = -1
-_NOT_RECORDED = -1  # generation of calls admitted while disabled
-
-
-def _fraction(value: float, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
-        raise ValueError(f"{what} must be a fraction in (0, 1] (0.5 means 50%), got {value!r}")
-    return float(value)
-
-
-def _positive_int(value: int, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{what} must be an integer >= 1, got {value!r}")
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class BreakerOptions:
-    """The validated configuration of a `CircuitBreaker` (see its docstring)."""
-
-    failure_rate_threshold: float = DEFAULT_FAILURE_RATE_THRESHOLD
-    minimum_calls: int = DEFAULT_MINIMUM_CALLS
-    window: float = DEFAULT_WINDOW
-    window_type: str = DEFAULT_WINDOW_TYPE
-    slow_call_duration: float | None = None
-    slow_call_rate_threshold: float = DEFAULT_SLOW_CALL_RATE_THRESHOLD
-    open_duration: float = DEFAULT_OPEN_DURATION
-    half_open_calls: int = DEFAULT_HALF_OPEN_CALLS
-    record: ExceptionFilter = Exception
-    ignore: ExceptionFilter = ()
-    failure_result: Callable[[Any], bool] | None = None
-    store_sync_interval: float = DEFAULT_STORE_SYNC_INTERVAL
-
-    def __post_init__(self) -> None:
-        set_ = object.__setattr__
-        _fraction(self.failure_rate_threshold, "failure_rate_threshold")
-        _fraction(self.slow_call_rate_threshold, "slow_call_rate_threshold")
-        _positive_int(self.minimum_calls, "minimum_calls")
-        _positive_int(self.half_open_calls, "half_open_calls")
-        if self.window_type == "count":
-            _positive_int(self.window, "window (a count window's size in calls)")  # type: ignore[arg-type]
-            if self.window < self.minimum_calls:
-                raise ValueError(
-                    f"a count window of {self.window} calls can never hold minimum_calls="
-                    f"{self.minimum_calls}; make window >= minimum_calls"
-                )
-        elif self.window_type == "time":
-            set_(
-                self,
-                "window",
-                seconds(self.window, "window (a time window's length)", allow_zero=False),
-            )
-        else:
-            raise ValueError(f'window_type must be "count" or "time", got {self.window_type!r}')
-        if self.slow_call_duration is not None:
-            set_(
-                self,
-                "slow_call_duration",
-                seconds(self.slow_call_duration, "slow_call_duration", allow_zero=False),
-            )
-        set_(self, "open_duration", seconds(self.open_duration, "open_duration", allow_zero=False))
-        set_(self, "store_sync_interval", seconds(self.store_sync_interval, "store_sync_interval"))
-        exception_predicate(self.record, "record")
-        if self.ignore != ():
-            exception_predicate(self.ignore, "ignore")
-        if self.failure_result is not None and not callable(self.failure_result):
-            raise TypeError(
-                f"failure_result must be a predicate on the result, got {self.failure_result!r}"
-            )
-
-
-@dataclass(frozen=True, slots=True)
-class BreakerMetrics:
-    """A snapshot of the breaker's window: ``calls`` recorded, of which ``failures`` and
-    ``slow_calls``; rates are ``failures/calls`` (0.0 when empty)."""
-
-    state: str
-    calls: int
-    failures: int
-    slow_calls: int
-    failure_rate: float
-    slow_call_rate: float
-
-
-class CircuitBreaker(Policy):
+class CircuitBreaker(SharedStateMixin):
     """Stop calling a failing dependency; probe it again after ``open_duration``.
 
     ``CircuitBreaker(name, *, failure_rate_threshold=0.5, minimum_calls=10, window=100,
@@ -168,24 +87,14 @@ class CircuitBreaker(Policy):
     """
 
     __slots__ = (
-        "_async_store_ok",
         "_clock",
         "_count",
-        "_degraded",
-        "_dirty",
         "_gen",
         "_is_failure",
         "_is_ignored",
         "_lock",
-        "_next_sync",
-        "_open_until",
-        "_opened_at",
         "_permits",
-        "_seen_version",
         "_state",
-        "_store",
-        "_store_clock",
-        "_sync_store_ok",
         "_trial_done",
         "_trial_failures",
         "_trial_slow",
@@ -559,136 +468,3 @@ class CircuitBreaker(Policy):
     def disable(self) -> None:
         """Let every call through and record nothing until `close` is called."""
         self._manual(DISABLED)
-
-    # -- shared state ----------------------------------------------------------------------
-    def _snapshot(self) -> SharedState:
-        with self._lock:
-            self._dirty = False
-            self._seen_version += 1
-            state = self._state
-            offset = self._store_clock() - self._clock()
-            opened = open_until = None
-            if state is OPEN:
-                opened = self._opened_at + offset
-                open_until = self._open_until + offset
-            return SharedState(state, opened, open_until, self._seen_version)
-
-    def _publish(self) -> None:
-        store = self._store
-        if store is None or not self._sync_store_ok:
-            return
-        snapshot = self._snapshot()
-        try:
-            store.save(self.name, snapshot)
-        except NotImplementedError:
-            self._sync_store_ok = False
-            self._dirty = True  # leave it for the async path
-        except Exception as exc:
-            self._store_failed("save", exc)
-        else:
-            self._store_answered()
-
-    async def _apublish(self) -> None:
-        store = self._store
-        if store is None:
-            return
-        if not self._async_store_ok:
-            self._publish()
-            return
-        snapshot = self._snapshot()
-        try:
-            await store.asave(self.name, snapshot)
-        except NotImplementedError:
-            self._async_store_ok = False
-            self._dirty = True
-            self._publish()
-        except Exception as exc:
-            self._store_failed("save", exc)
-        else:
-            self._store_answered()
-
-    def _sync_before_call(self) -> None:
-        store = self._store
-        now = self._clock()
-        if store is None or now < self._next_sync or not self._sync_store_ok:
-            return
-        self._next_sync = now + self.options.store_sync_interval
-        try:
-            shared = store.load(self.name)
-        except NotImplementedError:
-            self._sync_store_ok = False
-            return
-        except Exception as exc:
-            self._store_failed("load", exc)
-            return
-        self._store_answered()
-        if shared is not None:
-            self._adopt(shared)
-
-    async def _async_sync_before_call(self) -> None:
-        store = self._store
-        now = self._clock()
-        if store is None or now < self._next_sync:
-            return
-        if not self._async_store_ok:
-            self._sync_before_call()
-            return
-        self._next_sync = now + self.options.store_sync_interval
-        try:
-            shared = await store.aload(self.name)
-        except NotImplementedError:
-            self._async_store_ok = False
-            self._next_sync = 0.0
-            self._sync_before_call()
-            return
-        except Exception as exc:
-            self._store_failed("load", exc)
-            return
-        self._store_answered()
-        if shared is not None:
-            self._adopt(shared)
-
-    def _adopt(self, shared: SharedState) -> None:
-        """Take over a transition another process published (newer than any seen here)."""
-        event: Event | None = None
-        with self._lock:
-            if shared.version <= self._seen_version:
-                return
-            self._seen_version = shared.version
-            now = self._clock()
-            new = shared.state
-            if new == OPEN:
-                until = shared.open_until
-                local_until = now if until is None else until - self._store_clock() + now
-                if local_until > now and (
-                    self._state is not OPEN or abs(local_until - self._open_until) > 1e-6
-                ):
-                    event = self._to(OPEN, now, "shared_state")
-                    self._open_until = local_until
-                    if shared.opened_at is not None:
-                        self._opened_at = shared.opened_at - self._store_clock() + now
-            elif new == HALF_OPEN:
-                # Elsewhere the open period is over; run our own trials from here.
-                if self._state in (CLOSED, FORCED_OPEN, DISABLED):
-                    event = self._to(OPEN, now, "shared_state")
-                if self._state is OPEN:
-                    self._open_until = now
-            elif new != self._state:
-                canonical = {CLOSED: CLOSED, FORCED_OPEN: FORCED_OPEN, DISABLED: DISABLED}[new]
-                event = self._to(canonical, now, "shared_state")
-        if event is not None:
-            self._hooks.emit(event)
-
-    def _store_failed(self, operation: str, exc: Exception) -> None:
-        if not self._degraded:
-            self._degraded = True
-            self._hooks.emit(
-                BreakerStoreDegraded(
-                    self.name, self._clock(), operation, f"{type(exc).__name__}: {exc}"
-                )
-            )
-
-    def _store_answered(self) -> None:
-        if self._degraded:
-            self._degraded = False
-            self._hooks.emit(BreakerStoreRecovered(self.name, self._clock()))
