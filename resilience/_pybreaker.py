@@ -354,9 +354,10 @@ class PyBreakerListenerHook:
       ``disabled`` as ``"closed"``);
     - ``success(cb)`` / ``failure(cb, exc)`` for every recorded call (ignored calls are
       not reported; ``exc`` is the event's ``error`` when the breaker supplies it);
-    - ``before_call(cb, func, *args, **kwargs)`` for each admitted call, when the breaker
-      emits an admission event carrying ``fn``/``args``/``kwargs`` (``kind ==
-      "call_admitted"``); otherwise never.
+    - ``before_call(cb, func, *args, **kwargs)`` for each admitted call (our
+      `CallAdmitted` event). The event does not carry the call itself, so ``func`` is
+      ``None`` and no arguments are passed, unless an event provides ``fn``/``args``/
+      ``kwargs`` attributes.
 
     ``cb`` is a read-only view with ``name``, ``current_state``, ``state`` and
     ``fail_counter``; it is not a pybreaker breaker (calling through it is not possible).
