@@ -130,14 +130,12 @@ def _build(history: Sequence[Mapping[str, Any]]) -> HistoryIndex:
         status = op.get("status")
         t = op.get("time")
         lat = op.get("latency_ms")
-        if lat is None or t is None:
-            t_inv = history[inv].get("time") if inv is not None else None
-            if t is None:
-                t = t_inv or 0
+        t_inv = history[inv].get("time") if inv is not None else None
+        if t is None:
+            t = t_inv if t_inv is not None else 0
+        if lat is None:
             lat = (t - t_inv) / 1e6 if t_inv is not None else 0.0
-            start = t_inv if t_inv is not None else t
-        else:
-            start = t - lat * 1e6  # a float is fine for ordering and bisection
+        start = t_inv if t_inv is not None else t - lat * 1e6
         start_append(start)
         lat_append(lat)
         line_append(pos)
