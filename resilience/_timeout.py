@@ -1,8 +1,9 @@
 """Timeout: give up on a call that takes longer than ``seconds``.
 
-Async (``call_async``, ``async def``): the call runs under ``asyncio.timeout`` and is
-really cancelled when time is up; `TimeoutRejectedError` is raised (chained from the
-``TimeoutError``).
+Async (``call_async``, ``async def``): the call's task is really cancelled when time is
+up and `TimeoutRejectedError` is raised (chained from the ``CancelledError``), as with
+``asyncio.timeout`` — but one timer per policy and loop serves every call in flight,
+instead of one timer per call (see `_Watchdog`).
 
 Sync: Python cannot pre-empt a thread, so a sync timeout cannot stop a blocking call.
 Two honest choices, picked with ``sync_mode``:
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import itertools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -70,7 +72,7 @@ class Timeout(Policy):
     clock=None)``: reject calls slower than ``seconds`` with `TimeoutRejectedError`.
     Read the module docs for what a sync timeout can and cannot do."""
 
-    __slots__ = ("_clock", "_executor", "_executor_lock", "options")
+    __slots__ = ("_clock", "_executor", "_executor_lock", "_watchdog", "options")
 
     def __init__(
         self,
@@ -85,6 +87,7 @@ class Timeout(Policy):
         self._clock = clock or monotonic
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
+        self._watchdog: _Watchdog | None = None
         super().__init__(name)
 
     def _rejected(self) -> TimeoutRejectedError:
@@ -132,15 +135,67 @@ class Timeout(Policy):
     def _bind_async(self, inner: AsyncRunner) -> AsyncRunner:
         limit = self.options.seconds
         rejected = self._rejected
+        keys = itertools.count()
+        get_loop = asyncio.get_running_loop
+        current_task = asyncio.current_task
 
         async def run(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-            scope = asyncio.timeout(limit)
+            loop = get_loop()
+            watchdog = self._watchdog
+            if watchdog is None or watchdog.loop is not loop:
+                watchdog = self._watchdog = _Watchdog(loop)
+            task = current_task()
+            key = next(keys)
+            deadline = loop.time() + limit
+            calls = watchdog.calls
+            calls[key] = (deadline, task)
+            if watchdog.handle is None:
+                watchdog.handle = loop.call_at(deadline, watchdog.fire)
             try:
-                async with scope:
-                    return await inner(fn, args, kwargs)
-            except TimeoutError as exc:
-                if scope.expired():
+                result = await inner(fn, args, kwargs)
+            except asyncio.CancelledError as exc:
+                if calls.pop(key, None) is None and task is not None:  # our deadline fired
+                    task.uncancel()
                     raise rejected() from exc
                 raise
+            except BaseException:
+                calls.pop(key, None)
+                raise
+            if calls.pop(key, None) is None and task is not None:
+                task.uncancel()  # the deadline fired as the call completed: the result stands
+            return result
 
         return run
+
+
+class _Watchdog:
+    """All in-flight async calls of one `Timeout` on one loop, and a single timer.
+
+    A timer per call (what ``asyncio.timeout`` does) costs several microseconds; here a
+    call only adds and removes a dict entry. Entries are inserted in deadline order (one
+    limit, a monotonic loop clock), so the timer always targets the oldest entry: when it
+    fires it cancels every expired call (removing its entry, which is how the call knows
+    the cancellation was ours) and re-arms for the oldest call still running.
+    """
+
+    __slots__ = ("calls", "handle", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.calls: dict[int, tuple[float, asyncio.Task[Any] | None]] = {}
+        self.handle: asyncio.TimerHandle | None = None
+
+    def fire(self) -> None:
+        self.handle = None
+        calls = self.calls
+        now = self.loop.time()
+        expired = []
+        for key, (deadline, _task) in calls.items():
+            if deadline > now:
+                self.handle = self.loop.call_at(deadline, self.fire)
+                break
+            expired.append(key)
+        for key in expired:
+            _deadline, task = calls.pop(key)
+            if task is not None:
+                task.cancel()

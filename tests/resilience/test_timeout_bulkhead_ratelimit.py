@@ -77,7 +77,7 @@ async def test_async_timeout_cancels_the_call() -> None:
 
     with pytest.raises(TimeoutRejectedError) as info:
         await t.call_async(hang)
-    assert isinstance(info.value.__cause__, TimeoutError)
+    assert isinstance(info.value.__cause__, asyncio.CancelledError)
     assert cancelled.is_set()
     assert isinstance(events[0], CallRejected)
     assert events[0].reason == "timeout"
@@ -297,3 +297,44 @@ async def test_async_rate_limiter() -> None:
 def test_rate_limiter_validation(args: tuple[Any, ...], kw: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         RateLimiter(*args, **kw)
+
+
+async def test_async_timeout_many_calls_share_one_timer() -> None:
+    t = Timeout(0.02)
+
+    async def call(i: int) -> int:
+        await asyncio.sleep(0.001 * (i % 5))  # staggered starts re-arm the shared timer
+        if i % 2:
+            await asyncio.Event().wait()
+        return i
+
+    async def staggered(i: int) -> int:
+        await asyncio.sleep(0.002 * i)
+        return await t.call_async(call, i)
+
+    results = await asyncio.gather(*(staggered(i) for i in range(10)), return_exceptions=True)
+    for i, r in enumerate(results):
+        if i % 2:
+            assert isinstance(r, TimeoutRejectedError)
+        else:
+            assert r == i
+    # the policy keeps working afterwards, and nothing is left in flight
+    assert await t.call_async(call, 2) == 2
+    watchdog = t._watchdog
+    assert watchdog is not None
+    assert watchdog.calls == {}
+
+
+async def test_async_timeout_external_cancel_is_not_a_timeout() -> None:
+    t = Timeout(10)
+    started = asyncio.Event()
+
+    async def hang() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    task = asyncio.create_task(t.call_async(hang))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
