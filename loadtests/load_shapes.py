@@ -9,7 +9,7 @@ Profiles:
 
 - ``steady``: ``users`` for the whole duration.
 - ``ramp``: from one user up to ``users`` linearly over the first half, then hold.
-- ``spike``: ``users``, and ``users × multiplier`` (default 3) from ``spike.at`` for
+- ``spike``: ``users``, and ``users * multiplier`` (default 3) from ``spike.at`` for
   ``spike.for`` (default: the middle third of the run).
 - ``soak``: ``users`` for a long duration (the same as steady; the name says the intent:
   leaks, growing backlogs and slow drift show up only over time).

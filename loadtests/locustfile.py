@@ -57,8 +57,8 @@ from locust.contrib.fasthttp import FastHttpUser
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from history_log import HistoryLog  # noqa: E402
-from load_shapes import ShapeSpec, users_at  # noqa: E402
+from history_log import HistoryLog
+from load_shapes import ShapeSpec, users_at
 
 OPERATIONS = ("transfer", "replay", "replay_diff", "balance", "statement")
 DEFAULT_MIX = {"transfer": 60.0, "replay": 10.0, "replay_diff": 5.0, "balance": 15.0,
