@@ -491,20 +491,33 @@ def run_threads(per_thread: int, repeats: int) -> dict[str, Any]:
         )(blocking)
     except ImportError:
         pass
+    # Each repeat runs every subject right next to an unprotected run, alternating which
+    # goes first, and yields a ratio; the median ratio is reported. Thread wake-up latency
+    # on a loaded machine swings a lot between seconds, much less within one repeat.
     walls: dict[str, list[float]] = {name: [] for name in subjects}
-    for _ in range(repeats):
+    ratios: dict[str, list[float]] = {name: [] for name in subjects}
+    for i in range(repeats):
         for name, call in subjects.items():
-            # pybreaker serialises the threads: fewer calls keep its run short, scaled below
+            if name == "unprotected":
+                continue
+            # pybreaker serialises the threads: fewer calls keep its run short, scaled up
             n = max(2, per_thread // 4) if name == "pybreaker" else per_thread
-            walls[name].append(threaded_wall(call, 8, n) * per_thread / n)
-    medians = {name: statistics.median(w) for name, w in walls.items()}
-    base = medians["unprotected"]
+            pair = [("unprotected", blocking), (name, call)]
+            if i % 2:
+                pair.reverse()
+            measured = {who: threaded_wall(fn, 8, n) * per_thread / n for who, fn in pair}
+            walls[name].append(measured[name])
+            walls["unprotected"].append(measured["unprotected"])
+            ratios[name].append(measured[name] / measured["unprotected"])
     return {
         "threads": 8,
         "calls_per_thread": per_thread,
         "blocking_ms": 2.0,
-        "wall_s": medians,
-        "ratio_vs_unprotected": {name: m / base for name, m in medians.items()},
+        "repeats": repeats,
+        "wall_s": {name: statistics.median(w) for name, w in walls.items()},
+        "ratio_vs_unprotected": {"unprotected": 1.0}
+        | {name: statistics.median(r) for name, r in ratios.items() if r},
+        "ratio_samples": {name: r for name, r in ratios.items() if r},
     }
 
 
@@ -588,7 +601,7 @@ def print_table(subjects: list[Subject], threads: dict[str, Any], checks: list[d
         print(f"{path:<10} {group:<9} {label:<64} {fmt(sync):>8} {fmt(asyn):>8} {calls:>10}")
     print()
     print(f"8 threads calling a 2 ms blocking function, {threads['calls_per_thread']} calls each "
-          "(wall time relative to unprotected)")
+          "(wall time; ratio = median of paired repeats vs unprotected)")
     for name, r in threads["ratio_vs_unprotected"].items():
         print(f"  {name:<16} {threads['wall_s'][name]:7.3f} s   {r:5.2f}x")
     print()
@@ -640,7 +653,7 @@ def main(argv: list[str] | None = None) -> int:
     threads: dict[str, Any] = {"ratio_vs_unprotected": {}, "wall_s": {}, "calls_per_thread": 0}
     if "threads" in parts:
         print("8 threads ...", flush=True)
-        threads = run_threads(per_thread=25 if args.quick else 100, repeats=3 if args.quick else 5)
+        threads = run_threads(per_thread=20 if args.quick else 50, repeats=5 if args.quick else 9)
     checks = targets(subjects, threads)
     print_table(subjects, threads, checks, rounds)
 
