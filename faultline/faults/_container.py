@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ContainerFaultError", "ContainerNemesis"]
+__all__ = ["ContainerControl", "ContainerFaultError", "ContainerNemesis"]
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
@@ -276,3 +276,39 @@ class ContainerNemesis:
                     f"(status {state['Status']}, health {health})"
                 )
             time.sleep(0.2)
+
+
+class ContainerControl:
+    """``faultline.faults.ServiceControl`` on compose containers, so that the runner's
+    ``ProcessNemesis`` (which writes the history lines) drives containers exactly as it
+    drives local processes: ``kill`` = ``docker kill -s``, ``pause``/``resume`` = cgroup
+    freezer, ``start``, ``restart`` = ``docker restart`` then wait until healthy."""
+
+    def __init__(self, project: str, client: Any = None, *, restart_timeout: float = 5.0,
+                 ready_timeout: float = 90.0) -> None:
+        # A nemesis without a record function: lookups and engine calls only.
+        self._nemesis = ContainerNemesis(project=project, client=client)
+        self.restart_timeout = restart_timeout
+        self.ready_timeout = ready_timeout
+
+    def kill(self, service: str, sig: int = _signal.SIGKILL) -> None:
+        """Send ``sig`` to the container's main process."""
+        self._nemesis.kill(service, signal=sig)
+
+    def pause(self, service: str) -> None:
+        """Freeze the container."""
+        self._nemesis.pause(service)
+
+    def resume(self, service: str) -> None:
+        """Thaw the container."""
+        self._nemesis.unpause(service)
+
+    def start(self, service: str) -> None:
+        """Start the container again and wait until it is healthy."""
+        self._nemesis.start(service)
+        self._nemesis.wait_running(service, timeout=self.ready_timeout)
+
+    def restart(self, service: str) -> None:
+        """``docker restart`` and wait until it is healthy."""
+        self._nemesis.restart(service, timeout=self.restart_timeout)
+        self._nemesis.wait_running(service, timeout=self.ready_timeout)

@@ -303,6 +303,13 @@ class ComposeStack:
             seed=seed,
         )
 
+    def service_control(self) -> Any:
+        """A ``faultline.faults.ServiceControl`` for this stack's containers (kill with a
+        signal, pause/resume, start, restart), for the runner's ``ProcessNemesis``."""
+        from faultline.faults._container import ContainerControl
+
+        return ContainerControl(self.project, self.client)
+
     def recreate(self, service: str, env: Mapping[str, str]) -> None:
         """Recreate one service with environment overrides (e.g. ``PAYMENTS_BUGS``), leaving
         the others running; used to switch a deliberate bug on and off mid-session."""

@@ -112,3 +112,21 @@ def test_host_network_cannot_be_disconnected_and_unknown_service_is_an_error(fak
         nem.disconnect("redis")
     with pytest.raises(ContainerFaultError, match="no container"):
         nem.pause("replica")
+
+
+def test_container_control_is_a_service_control_for_the_process_nemesis() -> None:
+    import signal
+
+    from faultline.faults._container import ContainerControl
+
+    client = FakeClient()
+    control = ContainerControl("p", client, ready_timeout=1.0)
+    control.kill("worker-1", signal.SIGQUIT)
+    assert client.boxes["worker-1"].calls == [("kill", "SIGQUIT")]
+    control.start("worker-1")
+    control.pause("postgres")
+    assert client.boxes["postgres"].status == "paused"
+    control.resume("postgres")
+    control.restart("redis")
+    assert {b.status for b in client.boxes.values()} == {"running"}
+    assert client.boxes["redis"].calls == [("restart", 5)]
