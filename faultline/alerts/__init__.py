@@ -12,7 +12,7 @@ the history clock) to an :class:`AlertEvaluator`; the resulting events go to
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path as _Path
 
 from ._promtext import Sample, parse_prometheus_text
 from ._rules import (
@@ -27,7 +27,7 @@ from ._rules import (
 )
 
 #: the rules a drill evaluates when its scenario names none
-DEFAULT_RULES_PATH = Path(__file__).with_name("default_rules.yaml")
+DEFAULT_RULES_PATH = _Path(__file__).with_name("default_rules.yaml")
 
 __all__ = [
     "DEFAULT_RULES_PATH",

@@ -252,3 +252,13 @@ def test_verdict_round_trips_through_json() -> None:
     assert again.exit_code == 2
     assert [x.name for x in again.failed] == ["s"]
     assert again.seed == 3
+
+
+def test_public_surfaces_are_exactly_all() -> None:
+    import faultline.alerts as alerts_pkg
+    import faultline.checks as checks_pkg
+
+    for pkg, modules in ((checks_pkg, {"synthetic"}), (alerts_pkg, set())):
+        # "@py_*": pytest rewrites faultline's modules (it is a pytest plugin package)
+        public = {n for n in dir(pkg) if not n.startswith(("_", "@"))}
+        assert public - modules - {"annotations"} == set(pkg.__all__), pkg.__name__
