@@ -54,7 +54,7 @@ class ReplicaReader:
 
     async def _measure(self) -> float:
         assert self.replica is not None
-        primary_lsn = await self.primary.fetchval("SELECT pg_current_wal_lsn()::text", timeout=1)
+        primary_lsn = await self.primary.fetchval("SELECT pg_current_wal_lsn()", timeout=1)
         return float(await self.replica.fetchval(
             "SELECT CASE WHEN NOT pg_is_in_recovery() THEN 0"
             " WHEN pg_last_wal_replay_lsn() >= $1::pg_lsn THEN 0"

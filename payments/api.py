@@ -348,6 +348,10 @@ class Api:
                 return acc, entries
 
         (acc, entries), source = await self.reader.read(work)
+        if acc is None and source == "replica":
+            # Not replayed yet (an account opened a moment ago): the primary knows.
+            acc, entries = await work(self.pool)
+            source = "primary"
         if acc is None or acc["merchant_id"] != merchant_id:
             raise ApiError(404, "not_found", "no such account", "id")
         return _json(200, {
