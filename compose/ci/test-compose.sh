@@ -69,6 +69,8 @@ eval "$("$here/build-images.sh" "$work")"
 log "images built"
 
 export FAULTLINE_COMPOSE=1 FAULTLINE_COMPOSE_HOST_NETWORK=1
+# docker-compose v1 from Debian: the engine is 20.10 (API 1.41), the CLI in step with it.
+export FAULTLINE_COMPOSE_CLI="${FAULTLINE_COMPOSE_CLI:-docker-compose}"
 export FAULTLINE_COMPOSE_RUN_DIR="$work/run"
 export FAULTLINE_COMPOSE_PROJECT="faultline-ci"
 log "compose drills (tests/compose)"
