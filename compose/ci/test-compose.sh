@@ -69,6 +69,7 @@ eval "$("$here/build-images.sh" "$work")"
 log "images built"
 
 export FAULTLINE_COMPOSE=1 FAULTLINE_COMPOSE_HOST_NETWORK=1
+set -a; . "$here/compose.env"; set +a   # the CI stack's ports (host networking)
 # docker-compose v1 from Debian: the engine is 20.10 (API 1.41), the CLI in step with it.
 export FAULTLINE_COMPOSE_CLI="${FAULTLINE_COMPOSE_CLI:-docker-compose}"
 export FAULTLINE_COMPOSE_RUN_DIR="$work/run"

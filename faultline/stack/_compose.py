@@ -137,16 +137,19 @@ class ComposeStack:
     """Bring the containerised payment stack up, describe it, and take it down.
 
     ``files`` default to compose/docker-compose.yml, plus docker-compose.ci.yml when
-    ``host_network`` is true. ``env`` is added to this process's environment for the
-    compose CLI (image names, ``FAULTLINE_*_PORT``, ``PAYMENTS_BUGS``...).
+    ``host_network`` is true (default: ``FAULTLINE_COMPOSE_HOST_NETWORK=1``). ``env`` is
+    added to this process's environment for the compose CLI (image names,
+    ``FAULTLINE_*_PORT``, ``PAYMENTS_BUGS``...). ``build``: build the app image first;
+    default: only when ``FAULTLINE_APP_IMAGE`` is not in the engine yet.
+    ``project`` defaults to ``FAULTLINE_COMPOSE_PROJECT``, else a fresh name.
     """
 
     run_dir: Path
     files: Sequence[Path] = ()
     project: str = ""
     env: Mapping[str, str] = field(default_factory=dict)
-    host_network: bool = False
-    build: bool = False
+    host_network: bool | None = None
+    build: bool | None = None
     seed_args: Sequence[str] | None = DEFAULT_SEED
     ready_timeout: float = 180.0
     _client: Any = field(default=None, init=False, repr=False)
@@ -156,11 +159,14 @@ class ComposeStack:
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
+        environ = self._environ()
+        if self.host_network is None:
+            self.host_network = environ.get("FAULTLINE_COMPOSE_HOST_NETWORK") == "1"
         if not self.files:
             names = ["docker-compose.yml"] + (["docker-compose.ci.yml"] if self.host_network else [])
             self.files = [COMPOSE_DIR / n for n in names]
         if not self.project:
-            self.project = f"faultline-{uuid.uuid4().hex[:8]}"
+            self.project = environ.get("FAULTLINE_COMPOSE_PROJECT") or f"faultline-{uuid.uuid4().hex[:8]}"
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -217,7 +223,7 @@ class ComposeStack:
         started = time.monotonic()
         self.render()
         try:
-            self.compose("up", "--detach", *(["--build"] if self.build else ["--no-build"]),
+            self.compose("up", "--detach", *(["--build"] if self._needs_build() else ["--no-build"]),
                          timeout=self.ready_timeout + 600)
             self.wait_healthy()
             seed = self._seed() if self.seed_args is not None else None
@@ -229,6 +235,16 @@ class ComposeStack:
         print(f"faultline: compose stack {self.project} up in {time.monotonic() - started:.1f}s",
               file=sys.stderr)
         return self.info
+
+    def _needs_build(self) -> bool:
+        if self.build is not None:
+            return self.build
+        image = self._environ().get("FAULTLINE_APP_IMAGE") or "faultline/payments:latest"
+        try:
+            self.client.images.get(image)
+        except Exception:
+            return True
+        return False
 
     def wait_healthy(self, services: Sequence[str] | None = None, timeout: float | None = None) -> None:
         """Block until each service is healthy (or running, without a health check);
