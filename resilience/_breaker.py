@@ -53,7 +53,7 @@ from resilience._events import (
     CallRejected,
     Event,
 )
-from resilience._policy import AsyncRunner, Runner
+from resilience._policy import AsyncRunner, Runner, invoke
 from resilience._predicates import ExceptionFilter, exception_predicate, exception_types
 from resilience._windows import FAILURE, SLOW, CountWindow, TimeWindow, Window
 
@@ -199,10 +199,16 @@ class CircuitBreaker(SharedStateMixin):
         count = self._count
         plain = count is not None and not always_timed and self.options.failure_result is None
         hooks = self._hooks
+        direct = inner is invoke  # innermost stage: call fn itself, one frame less
 
         def run(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             gen = self._gen
             if self._state is not CLOSED:
+                # Inlined plain rejection: raising from this frame keeps the traceback short.
+                if self._state is OPEN and not hooks.hooks:
+                    remaining = self._open_until - clock()
+                    if remaining > 0:
+                        raise CircuitOpenError(self.name, remaining)
                 gen = admit()
             if always_timed or hooks.hooks:
                 start = clock()
@@ -211,16 +217,19 @@ class CircuitBreaker(SharedStateMixin):
             else:
                 start = 0.0
             try:
-                result = inner(fn, args, kwargs)
+                result = fn(*args, **kwargs) if direct else inner(fn, args, kwargs)
             except BaseException as exc:
                 duration = clock() - start if start else 0.0
                 record(gen, classify(exc, duration), duration, exc)
                 raise
             if gen == self._gen:
                 if plain and self._state is CLOSED and not hooks.hooks:
-                    slot = count.success_is_free()  # type: ignore[union-attr]
-                    if slot >= 0:
-                        put(gen, slot)
+                    # A full window without failures or slow calls: a success changes
+                    # nothing, not even which slot comes next (every slot holds 0).
+                    if count.failures or count.slow or not count.full:  # type: ignore[union-attr]
+                        slot = count.success_is_free()  # type: ignore[union-attr]
+                        if slot >= 0:
+                            put(gen, slot)
                 else:
                     finish(gen, result, start)
             return result
@@ -252,10 +261,16 @@ class CircuitBreaker(SharedStateMixin):
         count = self._count
         plain = count is not None and not always_timed and self.options.failure_result is None
         hooks = self._hooks
+        direct = inner is invoke
 
         async def run(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             gen = self._gen
             if self._state is not CLOSED:
+                # Inlined plain rejection: raising from this frame keeps the traceback short.
+                if self._state is OPEN and not hooks.hooks:
+                    remaining = self._open_until - clock()
+                    if remaining > 0:
+                        raise CircuitOpenError(self.name, remaining)
                 gen = admit()
             if always_timed or hooks.hooks:
                 start = clock()
@@ -264,16 +279,19 @@ class CircuitBreaker(SharedStateMixin):
             else:
                 start = 0.0
             try:
-                result = await inner(fn, args, kwargs)
+                result = await (fn(*args, **kwargs) if direct else inner(fn, args, kwargs))
             except BaseException as exc:
                 duration = clock() - start if start else 0.0
                 record(gen, classify(exc, duration), duration, exc)
                 raise
             if gen == self._gen:
                 if plain and self._state is CLOSED and not hooks.hooks:
-                    slot = count.success_is_free()  # type: ignore[union-attr]
-                    if slot >= 0:
-                        put(gen, slot)
+                    # A full window without failures or slow calls: a success changes
+                    # nothing, not even which slot comes next (every slot holds 0).
+                    if count.failures or count.slow or not count.full:  # type: ignore[union-attr]
+                        slot = count.success_is_free()  # type: ignore[union-attr]
+                        if slot >= 0:
+                            put(gen, slot)
                 else:
                     finish(gen, result, start)
             return result

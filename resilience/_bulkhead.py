@@ -23,7 +23,7 @@ from typing import Any
 from resilience._clock import Clock, monotonic, seconds
 from resilience._errors import BulkheadFullError
 from resilience._events import CallRejected
-from resilience._policy import AsyncRunner, Policy, Runner
+from resilience._policy import AsyncRunner, Policy, Runner, invoke
 
 __all__ = ["Bulkhead", "BulkheadOptions"]
 
@@ -104,6 +104,7 @@ class Bulkhead(Policy):
         limit = self.options.max_concurrent
         wait = self._wait_for_slot
         release = self._release
+        direct = inner is invoke
 
         def run(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             lock.acquire()
@@ -113,7 +114,7 @@ class Bulkhead(Policy):
             else:
                 wait()  # releases the lock; returns holding a slot, or raises
             try:
-                return inner(fn, args, kwargs)
+                return fn(*args, **kwargs) if direct else inner(fn, args, kwargs)
             finally:
                 release()
 

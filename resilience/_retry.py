@@ -30,7 +30,7 @@ from resilience._clock import (
     wall,
 )
 from resilience._events import RetryBudgetExhausted, RetryExhausted, RetryScheduled
-from resilience._policy import AsyncRunner, Policy, Runner
+from resilience._policy import AsyncRunner, Policy, Runner, invoke
 from resilience._predicates import exception_predicate
 from resilience._tenacity import AttemptState, Outcome, checks_results, is_tenacity
 from resilience._testing import state as _testing
@@ -291,13 +291,14 @@ class Retry(Policy):
         timed, check, budget = self._flags()
         clock = self._clock
         again = self._again_sync
+        direct = inner is invoke
 
         def run(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             if budget is not None:
                 budget.calls += 1
             start = clock() if timed else 0.0
             try:
-                result = inner(fn, args, kwargs)
+                result = fn(*args, **kwargs) if direct else inner(fn, args, kwargs)
             except Exception as exc:
                 error = exc
             else:
@@ -312,13 +313,14 @@ class Retry(Policy):
         timed, check, budget = self._flags()
         clock = self._clock
         again = self._again_async
+        direct = inner is invoke
 
         async def run(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             if budget is not None:
                 budget.calls += 1
             start = clock() if timed else 0.0
             try:
-                result = await inner(fn, args, kwargs)
+                result = await (fn(*args, **kwargs) if direct else inner(fn, args, kwargs))
             except Exception as exc:
                 error = exc
             else:

@@ -36,7 +36,7 @@ from typing import Any
 from resilience._clock import Clock, monotonic, seconds
 from resilience._errors import TimeoutRejectedError
 from resilience._events import CallRejected
-from resilience._policy import AsyncRunner, Policy, Runner
+from resilience._policy import AsyncRunner, Policy, Runner, invoke
 
 __all__ = ["Timeout", "TimeoutOptions"]
 
@@ -99,6 +99,7 @@ class Timeout(Policy):
         limit = self.options.seconds
         clock = self._clock
         rejected = self._rejected
+        direct = inner is invoke
         if self.options.sync_mode == "thread":
             pool = self._pool
 
@@ -116,7 +117,7 @@ class Timeout(Policy):
 
         def run(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             start = clock()
-            result = inner(fn, args, kwargs)
+            result = fn(*args, **kwargs) if direct else inner(fn, args, kwargs)
             if clock() - start > limit:
                 raise rejected()
             return result
