@@ -338,3 +338,14 @@ def test_set_testing_without_context_manager() -> None:
     assert restore is not None
     with pytest.raises(ValueError):
         testing.set_testing(True, attempts=0)
+
+
+def test_raw_pybreaker_is_accepted_as_a_stage() -> None:
+    pybreaker = pytest.importorskip("pybreaker")
+    legacy = pybreaker.CircuitBreaker(fail_max=2, name="legacy")
+    p = Pipeline(Fallback(lambda e: "fallback", on=CircuitOpenError), legacy)
+    assert type(p.policies[1]).__name__ == "PyBreakerStage"
+    for _ in range(2):
+        with pytest.raises(Boom):
+            p.call(boom)
+    assert p.call(lambda: "x") == "fallback"
