@@ -18,6 +18,7 @@ import contextlib
 import socket
 import struct
 from collections import deque
+from time import monotonic
 from typing import TYPE_CHECKING, cast
 
 from faultline.proxy._toxics import Chain, Toxic, ToxicStub, derive_rng
@@ -190,7 +191,7 @@ class Link:
 
     # -- the toxic path -------------------------------------------------------------
     def _enqueue(self, item: bytes | None) -> None:
-        self.queue.append((item, self.loop.time()))
+        self.queue.append((item, monotonic()))
         if len(self.queue) >= QUEUE_HIGH:
             self.pause_source(_PAUSE_QUEUE)
         if self.pump is None:

