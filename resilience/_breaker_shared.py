@@ -162,10 +162,9 @@ class SharedStateMixin(Policy):
             if new == OPEN:
                 until = shared.open_until
                 local_until = now if until is None else until - self._store_clock() + now
-                if local_until > now and (
-                    self._state is not OPEN or abs(local_until - self._open_until) > 1e-6
-                ):
-                    event = self._to(OPEN, now, "shared_state")
+                if local_until > now:
+                    if self._state is not OPEN:
+                        event = self._to(OPEN, now, "shared_state")
                     self._open_until = local_until
                     if shared.opened_at is not None:
                         self._opened_at = shared.opened_at - self._store_clock() + now

@@ -74,16 +74,21 @@ class Policy:
     # -- calling -----------------------------------------------------------------------------
     def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Call the sync function ``fn(*args, **kwargs)`` through this policy."""
-        return cast(T, self._run(fn, args, kwargs))
+        result: T = self._run(fn, args, kwargs)  # an annotated assignment, not a cast() call
+        return result
 
     async def call_async(
         self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
     ) -> T:
         """Await the ``async def`` function ``fn(*args, **kwargs)`` through this policy."""
-        return cast(T, await self._arun(fn, args, kwargs))
+        result: T = await self._arun(fn, args, kwargs)
+        return result
 
     def __call__(self, fn: Callable[P, T]) -> Callable[P, T]:
-        """Decorate ``fn`` (sync or ``async def``); the wrapper keeps its signature."""
+        """Decorate ``fn`` (sync or ``async def``); the wrapper keeps its signature.
+
+        ``async def`` is recognised with ``inspect.iscoroutinefunction``; for other
+        callables that return awaitables, use ``call_async`` explicitly."""
         if inspect.iscoroutinefunction(fn):
             arun = self._arun
 
