@@ -452,3 +452,20 @@ def test_threads_hammering_keep_window_totals_consistent() -> None:
     m = b.metrics
     assert m.calls == 16_000
     assert m.failures == 1_600
+
+
+def test_threads_run_through_one_breaker_in_parallel() -> None:
+    # If the breaker held a lock during the call, 8 calls could never meet at a barrier.
+    b = CircuitBreaker("parallel")
+    barrier = threading.Barrier(8, timeout=10)
+    results: list[int] = []
+
+    def meet() -> int:
+        return barrier.wait()
+
+    threads = [threading.Thread(target=lambda: results.append(b.call(meet))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == list(range(8))

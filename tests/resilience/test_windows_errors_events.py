@@ -7,6 +7,8 @@ import logging
 import pickle
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from resilience import (
     BreakerStateChanged,
@@ -116,3 +118,38 @@ def test_hook_registry(caplog: pytest.LogCaptureFixture) -> None:
     assert len(reg) == 1
     with pytest.raises(TypeError):
         reg.add("nope")  # type: ignore[arg-type]
+
+
+@given(
+    size=st.integers(1, 20),
+    outcomes=st.lists(st.sampled_from([0, FAILURE, SLOW, FAILURE | SLOW]), max_size=80),
+)
+def test_count_window_matches_a_naive_model(size: int, outcomes: list[int]) -> None:
+    w = CountWindow(size)
+    for o in outcomes:
+        w.record(o)
+    last = outcomes[-size:]
+    assert w.calls == len(last)
+    assert w.failures == sum(1 for o in last if o & FAILURE)
+    assert w.slow == sum(1 for o in last if o & SLOW)
+
+
+@given(
+    steps=st.lists(
+        st.tuples(st.floats(0, 3, allow_nan=False), st.sampled_from([0, FAILURE, SLOW])),
+        max_size=60,
+    )
+)
+def test_time_window_matches_a_bucketed_model(steps: list[tuple[float, int]]) -> None:
+    clock = FakeClock(0.0)
+    w = TimeWindow(10.0, clock, buckets=10)
+    seen: list[tuple[int, int]] = []
+    for dt, o in steps:
+        clock.advance(dt)
+        w.record(o)
+        seen.append((int(clock.now // 1.0), o))
+    current = int(clock.now // 1.0)
+    live = [o for bucket, o in seen if bucket > current - 10]
+    assert w.calls == len(live)
+    assert w.failures == sum(1 for o in live if o & FAILURE)
+    assert w.slow == sum(1 for o in live if o & SLOW)
