@@ -211,15 +211,15 @@ class CircuitBreaker(SharedStateMixin):
                         raise CircuitOpenError(self.name, remaining)
                 gen = admit()
             if always_timed or hooks.hooks:
-                start = clock()
+                start: float | None = clock()
                 if hooks.hooks:
                     hooks.emit(CallAdmitted(self.name, start, self._state))
             else:
-                start = 0.0
+                start = None  # untimed: no slow-call rule and no hook wants a duration
             try:
                 result = fn(*args, **kwargs) if direct else inner(fn, args, kwargs)
             except BaseException as exc:
-                duration = clock() - start if start else 0.0
+                duration = 0.0 if start is None else clock() - start
                 record(gen, classify(exc, duration), duration, exc)
                 raise
             if gen == self._gen:
@@ -273,15 +273,15 @@ class CircuitBreaker(SharedStateMixin):
                         raise CircuitOpenError(self.name, remaining)
                 gen = admit()
             if always_timed or hooks.hooks:
-                start = clock()
+                start: float | None = clock()
                 if hooks.hooks:
                     hooks.emit(CallAdmitted(self.name, start, self._state))
             else:
-                start = 0.0
+                start = None  # untimed: no slow-call rule and no hook wants a duration
             try:
                 result = await (fn(*args, **kwargs) if direct else inner(fn, args, kwargs))
             except BaseException as exc:
-                duration = clock() - start if start else 0.0
+                duration = 0.0 if start is None else clock() - start
                 record(gen, classify(exc, duration), duration, exc)
                 raise
             if gen == self._gen:
@@ -322,9 +322,9 @@ class CircuitBreaker(SharedStateMixin):
         finally:
             lock.release()
 
-    def _finish(self, gen: int, result: Any, start: float) -> None:
+    def _finish(self, gen: int, result: Any, start: float | None) -> None:
         """Record a returned call outside the plain fast path."""
-        duration = self._clock() - start if start else 0.0
+        duration = 0.0 if start is None else self._clock() - start
         opts = self.options
         outcome = 0
         if opts.failure_result is not None and opts.failure_result(result):

@@ -296,7 +296,7 @@ class Retry(Policy):
         def run(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             if budget is not None:
                 budget.calls += 1
-            start = clock() if timed else 0.0
+            start = clock() if timed else None
             try:
                 result = fn(*args, **kwargs) if direct else inner(fn, args, kwargs)
             except Exception as exc:
@@ -318,7 +318,7 @@ class Retry(Policy):
         async def run(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             if budget is not None:
                 budget.calls += 1
-            start = clock() if timed else 0.0
+            start = clock() if timed else None
             try:
                 result = await (fn(*args, **kwargs) if direct else inner(fn, args, kwargs))
             except Exception as exc:
@@ -338,11 +338,11 @@ class Retry(Policy):
         fn: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-        start: float,
+        start: float | None,
         error: BaseException | None,
         result: Any,
     ) -> Any:
-        if not start:
+        if start is None:
             start = self._clock()
         check = self._flags()[1]
         attempt = 1
@@ -372,11 +372,11 @@ class Retry(Policy):
         fn: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-        start: float,
+        start: float | None,
         error: BaseException | None,
         result: Any,
     ) -> Any:
-        if not start:
+        if start is None:
             start = self._clock()
         check = self._flags()[1]
         attempt = 1

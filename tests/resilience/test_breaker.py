@@ -469,3 +469,15 @@ def test_threads_run_through_one_breaker_in_parallel() -> None:
     for t in threads:
         t.join()
     assert sorted(results) == list(range(8))
+
+
+def test_slow_calls_counted_when_the_clock_starts_at_zero() -> None:
+    clock = FakeClock(0.0)
+    b = make(clock, slow_call_duration=1.0, slow_call_rate_threshold=1.0, minimum_calls=4)
+
+    def slow() -> None:
+        clock.advance(1.0)
+
+    for _ in range(4):
+        b.call(slow)
+    assert b.state == "open"
