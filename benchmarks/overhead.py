@@ -605,7 +605,7 @@ def targets(subjects: list[Subject], threads: dict[str, Any], rounds: int, chunk
 LABELS = {
     ("breaker", "resilience"): "resilience.CircuitBreaker",
     ("retry", "resilience"): "resilience.Retry",
-    ("pipeline", "resilience"): "resilience Pipeline(Timeout, Retry, CircuitBreaker, Bulkhead)",
+    ("pipeline", "resilience"): "resilience Pipeline(Timeout, Retry, Breaker, Bulkhead)",
 }
 
 
@@ -617,7 +617,7 @@ def print_table(subjects: list[Subject], threads: dict[str, Any], checks: list[d
     print()
     print(f"Overhead in ns per call over a bare call (median of {rounds} rounds; lower is better)")
     print("calls s/a: function calls one protected call makes, sync/async (noise-free)")
-    header = (f"{'path':<10} {'group':<9} {'library':<64} {'sync':>8} {'async':>8}"
+    header = (f"{'path':<10} {'group':<9} {'library':<54} {'sync':>8} {'async':>8}"
               f" {'calls s/a':>10}")
     print(header)
     print("-" * len(header))
@@ -634,14 +634,13 @@ def print_table(subjects: list[Subject], threads: dict[str, Any], checks: list[d
             str(s.calls) if s else "-"
             for s in (lookup(subjects, group, path, mode, library) for mode in ("sync", "async"))
         )
-        print(f"{path:<10} {group:<9} {label:<64} {fmt(sync):>8} {fmt(asyn):>8} {calls:>10}")
+        print(f"{path:<10} {group:<9} {label:<54} {fmt(sync):>8} {fmt(asyn):>8} {calls:>10}")
     print()
-    print(f"8 threads calling a 2 ms blocking function, {threads['calls_per_thread']} calls each "
-          "(wall time; ratio = median of paired repeats vs unprotected)")
+    print(f"8 threads calling a 2 ms blocking function, {threads['calls_per_thread']} calls each")
     for name, r in threads["ratio_vs_unprotected"].items():
         print(f"  {name:<16} {threads['wall_s'][name]:7.3f} s   {r:5.2f}x")
     print()
-    print("Targets (sync; ratio = median of per-round paired ratios, same run; "
+    print("Targets (sync; ratio = median of per-round paired ratios; "
           "in brackets: ratio of the table's medians)")
     for c in checks:
         r = "n/a" if c["ratio"] is None else f"{c['ratio']:.3f}x"
