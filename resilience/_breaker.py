@@ -211,9 +211,10 @@ class CircuitBreaker(SharedStateMixin):
                         raise CircuitOpenError(self.name, remaining)
                 gen = admit()
             if always_timed or hooks.hooks:
-                start: float | None = clock()
+                now = clock()
+                start: float | None = now
                 if hooks.hooks:
-                    hooks.emit(CallAdmitted(self.name, start, self._state))
+                    hooks.emit(CallAdmitted(self.name, now, self._state))
             else:
                 start = None  # untimed: no slow-call rule and no hook wants a duration
             try:
@@ -273,9 +274,10 @@ class CircuitBreaker(SharedStateMixin):
                         raise CircuitOpenError(self.name, remaining)
                 gen = admit()
             if always_timed or hooks.hooks:
-                start: float | None = clock()
+                now = clock()
+                start: float | None = now
                 if hooks.hooks:
-                    hooks.emit(CallAdmitted(self.name, start, self._state))
+                    hooks.emit(CallAdmitted(self.name, now, self._state))
             else:
                 start = None  # untimed: no slow-call rule and no hook wants a duration
             try:
