@@ -218,8 +218,9 @@ class Retry(Policy):
     - ``on``: the exceptions to retry — a type, a tuple of types, a predicate, or a
       tenacity ``retry_*`` strategy. Other exceptions propagate at once.
     - ``attempts``: total attempts including the first, or a tenacity ``stop_*``.
-    - ``timeout``: overall deadline in seconds from the first attempt; no retry starts
-      (and no wait begins) that would end after it.
+    - ``timeout``: overall deadline in seconds from the first attempt; no wait begins
+      that would end after it. It cannot cut an attempt short: put a `Timeout` inside
+      the retry (``Pipeline(Retry(...), Timeout(...))``) to bound each attempt.
     - Backoff before attempt *n+1*: ``uniform(0, min(wait_max, wait_initial *
       wait_exp_base^(n-1)))`` ("full jitter"; ``jitter=False`` waits the upper bound).
       ``wait`` replaces it: a tenacity ``wait_*`` or ``callable(attempt) -> seconds``.
