@@ -68,7 +68,7 @@ class ContainerNemesis:
     record: Record | None = None
     clock: Callable[[], int] = time.monotonic_ns
     events: list[dict[str, Any]] = field(default_factory=list)
-    _paused: set[str] = field(default_factory=set, init=False)
+    _paused: dict[str, str] = field(default_factory=dict, init=False)
     _down: dict[str, str] = field(default_factory=dict, init=False)
     _cut: dict[str, set[str]] = field(default_factory=dict, init=False)
     _timers: list[threading.Timer] = field(default_factory=list, init=False)
@@ -163,30 +163,63 @@ class ContainerNemesis:
             self._down[service] = "stop"
         return self._emit("start", "stop", service, timeout=timeout, **extra)
 
-    def pause(self, service: str, **extra: Any) -> dict[str, Any]:
-        """Freeze every process of the container (cgroup freezer)."""
+    def pause(self, service: str, attempts: int = 4, **extra: Any) -> dict[str, Any]:
+        """Freeze every process of the container (cgroup freezer).
+
+        The freezer can fail under heavy load ("unable to freeze": a process did not reach
+        the frozen state in time; runc thaws and gives up). It is retried; if it still
+        fails, every process of the container gets SIGSTOP instead (``method: sigstop``
+        in the history line) — the same fault as the local target's pause.
+        """
         box = self.container(service)
+        error: Exception | None = None
+        for attempt in range(attempts):
+            try:
+                box.pause()
+            except Exception as exc:
+                error = exc
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            with self._lock:
+                self._paused[service] = "freezer"
+            return self._emit("start", "pause", service, method="freezer", **extra)
         try:
-            box.pause()
+            self._signal_all(box, "STOP")
         except Exception as exc:
-            raise ContainerFaultError(f"pause {service}: {exc}") from exc
+            raise ContainerFaultError(f"pause {service}: freezer: {error}; SIGSTOP: {exc}") from exc
         with self._lock:
-            self._paused.add(service)
-        return self._emit("start", "pause", service, **extra)
+            self._paused[service] = "sigstop"
+        return self._emit("start", "pause", service, method="sigstop", freezer_error=str(error),
+                          **extra)
+
+    @staticmethod
+    def _signal_all(box: Any, sig: str) -> None:
+        # kill(-1) reaches every process of the container's pid namespace but its init;
+        # the engine signals the init itself. CONT goes to the init first, STOP last.
+        if sig == "CONT":
+            box.kill(signal=f"SIG{sig}")
+        code, out = box.exec_run(["sh", "-c", f"kill -{sig} -1"], user="root")
+        if code not in (0, None):
+            raise ContainerFaultError(f"kill -{sig} -1 in the container: exit {code}: {out!r}")
+        if sig == "STOP":
+            box.kill(signal=f"SIG{sig}")
 
     def unpause(self, service: str, **extra: Any) -> dict[str, Any] | None:
         """Thaw a paused container (no-op if it is not paused)."""
         box = self.container(service)
         box.reload()
-        if box.attrs["State"].get("Paused"):
-            try:
-                box.unpause()
-            except Exception as exc:
-                raise ContainerFaultError(f"unpause {service}: {exc}") from exc
         with self._lock:
-            was = service in self._paused
-            self._paused.discard(service)
-        return self._emit("stop", "pause", service, **extra) if was else None
+            method = self._paused.get(service)
+        try:
+            if box.attrs["State"].get("Paused"):
+                box.unpause()
+            if method == "sigstop":
+                self._signal_all(box, "CONT")
+        except Exception as exc:
+            raise ContainerFaultError(f"unpause {service}: {exc}") from exc
+        with self._lock:
+            self._paused.pop(service, None)
+        return self._emit("stop", "pause", service, **extra) if method else None
 
     def restart(self, service: str, timeout: float = 5.0, **extra: Any) -> dict[str, Any]:
         """``docker restart``: SIGTERM, wait up to ``timeout`` s, SIGKILL, start. The

@@ -40,7 +40,13 @@ class FakeBox:
         self.status = "exited"
 
     def pause(self) -> None:
+        if getattr(self, "freezer_broken", False):
+            raise RuntimeError("OCI runtime pause failed: unable to freeze")
         self.status = "paused"
+
+    def exec_run(self, cmd: list[str], user: str) -> tuple[int, bytes]:
+        self.calls.append(("exec", cmd[-1]))
+        return 0, b""
 
     def unpause(self) -> None:
         self.status = "running"
@@ -130,3 +136,16 @@ def test_container_control_is_a_service_control_for_the_process_nemesis() -> Non
     control.restart("redis")
     assert {b.status for b in client.boxes.values()} == {"running"}
     assert client.boxes["redis"].calls == [("restart", 5)]
+
+
+def test_pause_falls_back_to_sigstop_when_the_freezer_fails(fake: Any, monkeypatch: Any) -> None:
+    nem, client, lines = fake
+    monkeypatch.setattr("faultline.faults._container.time.sleep", lambda s: None)
+    box = client.boxes["postgres"]
+    box.freezer_broken = True
+    nem.pause("postgres")
+    assert box.calls == [("exec", "kill -STOP -1"), ("kill", "SIGSTOP")]
+    assert lines[-1]["value"]["method"] == "sigstop"
+    assert nem.heal() == []
+    assert box.calls[2:] == [("kill", "SIGCONT"), ("exec", "kill -CONT -1")]
+    assert [x["f"] for x in lines] == ["start", "stop"]
