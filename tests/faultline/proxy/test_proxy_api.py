@@ -401,3 +401,33 @@ def test_serve_loads_toxiproxy_json(tmp_path: Path, echo_upstream: Upstream) -> 
             assert recv_exactly(sock, 3) == b"cfg"
     finally:
         stop(served)
+
+
+def test_in_process_server_in_a_thread(echo_upstream: Upstream) -> None:
+    with faultline.proxy.ProxyServer(port=0, seed=3) as srv:
+        assert srv.port != 0
+        client = ProxyClient(srv.url)
+        proxy = client.create_proxy("inproc", upstream=echo_upstream.address)
+        with connect(proxy) as sock:
+            sock.sendall(b"in-process")
+            assert recv_exactly(sock, 10) == b"in-process"
+        url = srv.url
+    with pytest.raises(ProxyAPIError):
+        ProxyClient(url, timeout=1).proxies()
+
+
+def test_update_moves_listener_and_upstream(server: ServedProxy, api: ProxyClient,
+                                            echo_upstream: Upstream) -> None:
+    proxy = new_proxy(server, "mv", echo_upstream)
+    port = free_port()
+    status, body = call(server, "PATCH", "/proxies/mv", {"listen": f"127.0.0.1:{port}"})
+    assert status == 200
+    assert body["listen"] == f"127.0.0.1:{port}"
+    assert body["enabled"] is True
+    with pytest.raises(ConnectionRefusedError):
+        connect(proxy)
+    with connect(body) as sock:
+        sock.sendall(b"moved")
+        assert recv_exactly(sock, 5) == b"moved"
+    status, body = call(server, "PATCH", "/proxies/mv", {"upstream": "no-port"})
+    assert status == 400
