@@ -37,7 +37,6 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import asyncpg  # noqa: E402
 import orjson  # noqa: E402
 
 from faultline.stack._embedded import (  # noqa: E402
@@ -48,6 +47,7 @@ from faultline.stack._embedded import (  # noqa: E402
 )
 from payments import _idempotency as idem  # noqa: E402
 from payments import ledger  # noqa: E402
+from payments._db import create_pool  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "stack.json"
 
@@ -116,7 +116,8 @@ async def drive(name: str, one: Any, concurrency: int, seconds: float,
 
 async def bench_direct(url: str, merchant: dict[str, Any], concurrency: int, seconds: float,
                        with_claim: bool) -> dict[str, Any]:
-    pool = await asyncpg.create_pool(url, min_size=concurrency, max_size=concurrency)
+    # The api's own pool factory (same session handling), sized to the concurrency.
+    pool = await create_pool(url, min_size=concurrency, max_size=concurrency)
     accounts, mid = merchant["accounts"], merchant["id"]
     rng = random.Random(1)
 
@@ -229,7 +230,8 @@ def main() -> int:
                "target_ratio": 0.40, "target_p99_ms": 50.0,
                "ratio_met": ratio >= 0.40, "p99_met": api["p99_ms"] < 50.0}
     print(f"\nconcurrency {args.concurrency}, {args.seconds:.0f}s per row, "
-          f"{os.cpu_count()} CPUs, Python {platform.python_version()}\n")
+          f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
+          f"load average {os.getloadavg()[0]:.1f}\n")
     print(f"{'row':<26}{'transfers/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
     for r in rows:
         print(f"{r['name']:<26}{r['tps']:>12.1f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
@@ -242,7 +244,8 @@ def main() -> int:
     RESULTS.write_text(json.dumps({
         "benchmark": "stack", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform()},
+                    "platform": platform.platform(),
+                    "loadavg_1m_at_end": round(os.getloadavg()[0], 2)},
         "concurrency": args.concurrency, "risk_service": not args.no_risk, "seconds": args.seconds, "accounts": args.accounts,
         "rows": rows, "verdict": verdict}, indent=2) + "\n")
     print(f"wrote {RESULTS.relative_to(REPO)}")

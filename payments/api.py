@@ -34,6 +34,7 @@ from payments import _idempotency as idem
 from payments import audit, ledger
 from payments._config import Settings, load_settings
 from payments._crypto import Sealer, hash_api_key
+from payments._db import create_pool
 from payments._errors import ApiError, error_body
 from payments._http import HttpPool
 from payments._openapi import OPENAPI
@@ -132,12 +133,10 @@ class Api:
     async def start(self) -> None:
         """Open pools lazily tolerant of a down database (readyz reports it)."""
         # min_size=0: the pools start even while a database is down; they connect on use.
-        self.pool = await asyncpg.create_pool(self.s.database_url, min_size=0,
-                                              max_size=self.s.db_pool_size, command_timeout=5)
+        self.pool = await create_pool(self.s.database_url, max_size=self.s.db_pool_size)
         await self._warm(self.pool, 4)
         if self.s.replica_url:
-            self.replica_pool = await asyncpg.create_pool(self.s.replica_url, min_size=0,
-                                                          max_size=5, command_timeout=5)
+            self.replica_pool = await create_pool(self.s.replica_url, max_size=5)
         self.reader = ReplicaReader(self.pool, self.replica_pool, self.s.replica_max_lag_s)
         self.reader.start()
         self.redis = aioredis.from_url(self.s.redis_url, socket_timeout=1.0,

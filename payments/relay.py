@@ -21,6 +21,7 @@ from prometheus_client import Counter, Gauge
 from redis.exceptions import RedisError
 
 from payments._config import Settings, load_settings
+from payments._db import create_pool
 from payments._policies import breaker
 from payments._serve import install_stop_signals, setup_logging, start_ops_server
 from payments._streams import STREAM
@@ -60,8 +61,7 @@ class Relay:
 
     async def start(self) -> None:
         """Connect (the pool connects lazily, so a down database does not stop us)."""
-        self.pool = await asyncpg.create_pool(self.s.database_url, min_size=0, max_size=3,
-                                              command_timeout=10)
+        self.pool = await create_pool(self.s.database_url, max_size=3, command_timeout=10)
         self.redis = aioredis.from_url(self.s.redis_url, socket_timeout=2.0,
                                        socket_connect_timeout=1.0)
 
