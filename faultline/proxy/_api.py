@@ -74,7 +74,12 @@ class APIServer:
                     head = await reader.readuntil(b"\r\n\r\n")
                 except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
                     return
-                keep_alive, response = await self._one_request(head, reader)
+                try:
+                    keep_alive, response = await self._one_request(head, reader)
+                except (ConnectionError, asyncio.IncompleteReadError):
+                    return
+                except Exception as exc:  # a malformed request: answer, then hang up
+                    keep_alive, response = False, _error_response(bad_request(str(exc)))
                 writer.write(_encode(response, keep_alive))
                 await writer.drain()
                 if not keep_alive:

@@ -95,9 +95,14 @@ class Endpoint(asyncio.BufferedProtocol):
         self.alive = False
         self.writer.refresh_fast_path()
         self.writer.resume_source(_PAUSE_DST)  # wake a pump waiting to write here
-        if was_alive:
-            self.reader.src_lost = True
-            self.reader.feed_eof()
+        if not was_alive:
+            return  # we closed it ourselves
+        reader = self.reader
+        reader.src_lost = True
+        if reader.eof_done:
+            self.conn.close()  # nothing can be delivered here any more
+        else:
+            reader.feed_eof()  # relay what is queued, then close the connection
 
     def close(self, reset: bool = False, abort: bool = False) -> None:
         """Close gracefully (flush, FIN), abort, or reset (SO_LINGER 0, RST)."""
