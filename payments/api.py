@@ -56,6 +56,7 @@ RISK = Counter("payments_risk_decisions_total", "Risk decisions (incl. fallbacks
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _ID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 _MAX_AMOUNT = 10**15
+_MAX_BODY = 64 * 1024
 _JSON = "application/json"
 
 
@@ -69,7 +70,12 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Resp
 
 
 async def _body(request: Request) -> dict[str, Any]:
+    declared = request.headers.get("content-length", "0")
+    if not declared.isdigit() or int(declared) > _MAX_BODY:
+        raise ApiError(413, "body_too_large", f"request bodies are limited to {_MAX_BODY} bytes")
     raw = await request.body()
+    if len(raw) > _MAX_BODY:
+        raise ApiError(413, "body_too_large", f"request bodies are limited to {_MAX_BODY} bytes")
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -455,7 +461,10 @@ class Api:
                 return await self._refuse(merchant_id, key, token, exc), False
         risk = await self.score({"merchant_id": merchant_id, **req})
         if risk["decision"] == "decline":
-            refusal = ApiError(402, "risk_declined", "the transfer was declined by risk checks")
+            why = ("the risk service is unavailable and the fallback policy declines"
+                   if risk.get("reason") == "risk_unavailable"
+                   else "the transfer was declined by risk checks")
+            refusal = ApiError(402, "risk_declined", why)
             return await self._refuse(merchant_id, key, token, refusal), False
         t = ledger.Transfer.new(merchant_id=merchant_id, idempotency_key=key,
                                 status="review" if risk["decision"] == "review" else "posted",

@@ -263,3 +263,12 @@ def test_concurrent_transfers_conserve_money_and_converge(stack: Stack) -> None:
         st = c.get(f"/v1/accounts/{accounts[0]}/statement").json()
         assert st["balance"] == st["projected_balance"]
         assert st["source"] == "primary"
+
+
+def test_oversized_body_is_413(stack: Stack) -> None:
+    m = merchant(stack)
+    with stack.client(key=m["api_key"]) as c:
+        r = c.post("/v1/transfers", content=b"{" + b" " * 70_000 + b"}",
+                   headers={"idempotency-key": random_key()})
+    assert r.status_code == 413
+    assert r.json()["error"]["code"] == "body_too_large"
