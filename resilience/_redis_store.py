@@ -112,12 +112,16 @@ def _warn_if_slow(client: Any, kind: str) -> None:
         timeouts = [kwargs.get("socket_timeout"), kwargs.get("socket_connect_timeout")]
     except AttributeError:  # not a redis-py client (a fake, a cluster client): trust it
         return
-    if any(t is None or t > _SLOW_TIMEOUT for t in timeouts):
+    retry = kwargs.get("retry")
+    if retry is None and callable(getattr(client, "get_retry", None)):
+        retry = client.get_retry()
+    retries = getattr(retry, "_retries", 0)
+    if any(t is None or t > _SLOW_TIMEOUT for t in timeouts) or retries:
         _log.warning(
-            "%s: the Redis client's socket timeouts are %s/%s s; during a Redis outage "
-            "breaker calls may stall that long. Use %s.from_url(...) or pass "
+            "%s: the Redis client's socket timeouts are %s/%s s with %s retries; during a "
+            "Redis outage breaker calls may stall that long. Use %s.from_url(...) or pass "
             "socket_timeout/socket_connect_timeout of ~0.1 s and retry=Retry(NoBackoff(), 0).",
-            kind, timeouts[0], timeouts[1], kind,
+            kind, timeouts[0], timeouts[1], retries, kind,
         )
 
 

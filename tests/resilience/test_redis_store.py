@@ -179,6 +179,14 @@ def test_a_client_with_long_timeouts_is_warned_about(
     assert "stall" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="resilience.redis_store"):
+        # short timeouts, but redis-py's default 10 retries with backoff: still a stall
+        RedisBreakerStore(redis.Redis(
+            host="127.0.0.1", port=redis_server.port, socket_timeout=0.1,
+            socket_connect_timeout=0.1,
+        ))
+    assert "10 retries" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="resilience.redis_store"):
         RedisBreakerStore.from_url(redis_server.url)
     assert caplog.text == ""
 
@@ -263,7 +271,7 @@ def test_dead_redis_calls_proceed_and_degraded_is_emitted_once(prefix: str) -> N
     started = time.monotonic()
     results = [breaker.call(lambda: "charged") for _ in range(50)]
     assert results == ["charged"] * 50
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 3.0  # generous: the box is shared and loaded
     degraded = [e for e in events if isinstance(e, BreakerStoreDegraded)]
     assert len(degraded) == 1
     assert degraded[0].name == "risk"
@@ -323,8 +331,9 @@ def test_paused_redis_costs_a_short_timeout_not_seconds(
         elapsed = time.monotonic() - started
     finally:
         os.killpg(own_redis.proc.pid, signal.SIGCONT)
-    # one ~0.1 s timeout, then the store fails fast: 20 calls stay well under a second
-    assert elapsed < 1.0
+    # one ~0.1 s timeout, then the store fails fast: 20 calls take ~0.1 s, where redis-py's
+    # defaults (5 s timeout, 10 retries) would take minutes; generous bound for a loaded box
+    assert elapsed < 2.5
     assert any(isinstance(e, BreakerStoreDegraded) for e in events)
 
 
