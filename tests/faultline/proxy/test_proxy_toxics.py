@@ -331,3 +331,26 @@ def test_toxic_fired_events(api: ProxyClient, make_upstream: MakeUpstream) -> No
     assert len(fired) == 1
     assert fired[0]["proxy"] == "evt"
     assert fired[0]["toxic"]["type"] == "lost_ack"
+
+
+def test_lost_ack_with_real_redis(api: ProxyClient, redis_server: Any) -> None:
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    proxy = api.create_proxy("redis_ack", upstream=f"127.0.0.1:{redis_server.port}")
+    port = int(proxy["listen"].rsplit(":", 1)[1])
+    direct = redis.Redis(port=redis_server.port)
+    through = redis.Redis(port=port, socket_timeout=5, retry=Retry(NoBackoff(), 0))
+    try:
+        direct.delete("faultline:lost_ack")
+        assert through.ping()  # a live pooled connection
+        api.add_toxic("redis_ack", type="lost_ack")  # applies to it at once
+        with pytest.raises(redis.ConnectionError):
+            through.set("faultline:lost_ack", "charged")
+        assert direct.get("faultline:lost_ack") == b"charged"  # it happened, once
+        api.remove_toxic("redis_ack", "lost_ack_downstream")
+        assert through.get("faultline:lost_ack") == b"charged"
+    finally:
+        through.close()
+        direct.close()
