@@ -330,7 +330,7 @@ class _Drill:
             files = sorted((self.run_dir / "load").glob("history-*.jsonl"))
             history = merge_histories([*files, self.nemesis_log.lines])
             write_jsonl(self.run_dir / "history.jsonl", history)
-        if steady_ok and harness_error is None and self.stack is not None:
+        if steady_ok and self.stack is not None and self.load_t0 is not None and not self.interrupted:
             self.phase = "settle"
             state = self._settle(self.scn.settle)
             left = converged(state)
@@ -392,6 +392,7 @@ class _Drill:
         from faultline.report import format_summary
 
         self.baseline: dict[str, Any] | None = None
+        self.interrupted = False
         steady_ok, steady_msg, harness_error = True, "", None
         interrupted: BaseException | None = None
         v = None
@@ -408,11 +409,15 @@ class _Drill:
                         (self.run_dir / "baseline_state.json").write_text(
                             json.dumps(self.baseline, default=str))
                         self.drive()
+                        if self.timeline is not None and self.timeline.errors:
+                            harness_error = ("a fault could not be injected or healed: "
+                                             + "; ".join(self.timeline.errors))
                         self.progress(force=True)
                         if self.tty:
                             self.err.write("\n")
                 except (KeyboardInterrupt, DrillInterrupted) as exc:
                     interrupted = exc
+                    self.interrupted = True
                     harness_error = "interrupted (Ctrl-C or SIGTERM) before the verdict"
                 except (StackError, LoadError) as exc:
                     harness_error = str(exc)

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 
@@ -30,6 +29,7 @@ REPO = Path(__file__).resolve().parents[3]
 HOPS = {
     "api_postgres": "pg", "relay_postgres": "pg", "worker_postgres": "pg",
     "api_redis": "redis", "relay_redis": "redis", "worker_redis": "redis", "api_risk": "risk",
+    "api_replica": "pg",  # no replica here: the primary stands in, reached by its own hop
 }
 
 
@@ -84,7 +84,7 @@ class LocalServices:
         self.start(service)
 
     def stop_all(self) -> None:
-        for name, proc in self.procs.items():
+        for _name, proc in self.procs.items():
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGCONT)
@@ -157,6 +157,7 @@ class TestStackFactory:
         ports = {n: free_port() for n in ("api", "relay", "worker-1", "worker-2")}
         api_env = {"PAYMENTS_DATABASE_URL": via("api_postgres", db, pg_port),
                    "PAYMENTS_REDIS_URL": via("api_redis", redis.url, redis.port),
+                   "PAYMENTS_REPLICA_URL": via("api_replica", db, pg_port),
                    "PAYMENTS_RISK_URL": f"http://127.0.0.1:{listen['api_risk']}"}
         services.add("api", "api", ports["api"], **api_env)
         services.add("relay", "relay", ports["relay"],
