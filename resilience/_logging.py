@@ -10,7 +10,8 @@ Each event becomes one record, at a level chosen by what it means for an operato
 - WARNING: a circuit opened (or was forced open), retries exhausted, the retry budget
   ran out, the shared breaker store failed;
 - INFO: other breaker transitions, a retry scheduled, a fallback used, the store back;
-- DEBUG: every rejection, every recorded call, every hedge (these come at call rate).
+- DEBUG: every rejection, admitted and recorded call, every hedge (these come at call
+  rate).
 
 ``levels`` overrides the level per event kind (``{"call_rejected": logging.INFO}``).
 The record carries the event as ``record.resilience_event`` (the dataclass) and
@@ -28,6 +29,7 @@ from resilience._events import (
     BreakerStateChanged,
     BreakerStoreDegraded,
     BreakerStoreRecovered,
+    CallAdmitted,
     CallRecorded,
     CallRejected,
     Event,
@@ -46,6 +48,7 @@ _OPEN_STATES = frozenset({"open", "forced_open"})
 DEFAULT_LEVELS: Mapping[str, int] = {
     BreakerStateChanged.kind: logging.INFO,  # WARNING when the circuit opens
     CallRejected.kind: logging.DEBUG,
+    CallAdmitted.kind: logging.DEBUG,
     CallRecorded.kind: logging.DEBUG,
     RetryScheduled.kind: logging.INFO,
     RetryExhausted.kind: logging.WARNING,
@@ -70,8 +73,16 @@ def _rejected(e: CallRejected) -> str:
     return f"{e.policy} {e.name!r} rejected a call: {e.reason}"
 
 
+def _admitted(e: CallAdmitted) -> str:
+    return f"circuit {e.name!r} admitted a call ({e.state})"
+
+
 def _recorded(e: CallRecorded) -> str:
-    return f"circuit {e.name!r} recorded {e.outcome} in {e.duration * 1000:.1f} ms ({e.state})"
+    error = "" if e.error is None else f": {_error(e.error)}"
+    return (
+        f"circuit {e.name!r} recorded {e.outcome} in {e.duration * 1000:.1f} ms "
+        f"({e.state}){error}"
+    )
 
 
 def _retry(e: RetryScheduled) -> str:
@@ -116,6 +127,7 @@ def _recovered(e: BreakerStoreRecovered) -> str:
 _MESSAGES: dict[type[Event], Callable[[Any], str]] = {
     BreakerStateChanged: _state_changed,
     CallRejected: _rejected,
+    CallAdmitted: _admitted,
     CallRecorded: _recorded,
     RetryScheduled: _retry,
     RetryExhausted: _exhausted,

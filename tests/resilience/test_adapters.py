@@ -16,6 +16,7 @@ from resilience._events import (
     BreakerStateChanged,
     BreakerStoreDegraded,
     BreakerStoreRecovered,
+    CallAdmitted,
     CallRecorded,
     CallRejected,
     FallbackUsed,
@@ -212,6 +213,8 @@ def test_logging_hook_renders_every_event_type(caplog: pytest.LogCaptureFixture)
         BreakerStoreDegraded("risk", 1.0, "save", "ConnectionError: refused"),
         BreakerStoreRecovered("risk", 1.0),
         CallRecorded("risk", 1.0, "slow_success", 0.5, "closed"),
+        CallRecorded("risk", 1.0, "failure", 0.002, "half_open", OSError("reset")),
+        CallAdmitted("risk", 1.0, "half_open"),
     ]
     with caplog.at_level(logging.DEBUG, logger="resilience.events.all"):
         for event in events:
@@ -226,6 +229,8 @@ def test_logging_hook_renders_every_event_type(caplog: pytest.LogCaptureFixture)
     assert "failed on save (ConnectionError: refused); using local state" in text
     assert "answers again" in text
     assert "recorded slow_success in 500.0 ms" in text
+    assert "recorded failure in 2.0 ms (half_open): OSError: reset" in text
+    assert "admitted a call (half_open)" in text
     levels = [r.levelno for r in caplog.records]
     assert levels.count(logging.WARNING) == 3  # exhausted, budget, store degraded
 
