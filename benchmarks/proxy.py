@@ -6,7 +6,7 @@ each proxy (no toxic). Rounds are interleaved so that the machine's background l
 hits every target alike; the median round counts. Added latency is measured with one
 connection doing PING/PONG round trips (p50 through the proxy minus p50 direct).
 
-    .venv/bin/python benchmarks/proxy.py [--requests 100000] [--rounds 3]
+    .venv/bin/python benchmarks/proxy.py [--requests 50000] [--rounds 5]
 
 Prints a table and writes ``benchmarks/results/proxy.json``.
 """
@@ -64,6 +64,12 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(5)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def redis_benchmark(port: int, requests: int, clients: int) -> float:
     """Requests per second (mean of GET and SET) through ``port``."""
     out = subprocess.run(
@@ -102,9 +108,9 @@ def ping_latencies(port: int, count: int) -> list[float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=50_000)
     parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--pings", type=int, default=3000)
     args = parser.parse_args()
     if shutil.which("redis-benchmark") is None:
@@ -114,12 +120,14 @@ def main() -> int:
     redis = EmbeddedRedis(appendonly=False).start()
     procs: list[subprocess.Popen[bytes]] = []
     targets: dict[str, int] = {"direct": redis.port}
+    pids: dict[str, int] = {}
     try:
         api = free_port()
         procs.append(start_faultline(api))
         proxy = ProxyClient(f"http://127.0.0.1:{api}").create_proxy(
             "redis", listen="127.0.0.1:0", upstream=f"127.0.0.1:{redis.port}")
         targets["faultline"] = int(proxy["listen"].rsplit(":", 1)[1])
+        pids["faultline"] = procs[-1].pid
         toxiproxy = shutil.which("toxiproxy-server")
         if toxiproxy:
             tapi = free_port()
@@ -127,39 +135,55 @@ def main() -> int:
             tproxy = ProxyClient(f"http://127.0.0.1:{tapi}").create_proxy(
                 "redis", listen=f"127.0.0.1:{free_port()}", upstream=f"127.0.0.1:{redis.port}")
             targets["toxiproxy"] = int(tproxy["listen"].rsplit(":", 1)[1])
+            pids["toxiproxy"] = procs[-1].pid
 
         rps: dict[str, list[float]] = {name: [] for name in targets}
+        cpu_us: dict[str, list[float]] = {name: [] for name in pids}
         for _ in range(args.rounds):
             for name, port in targets.items():
+                before = cpu_seconds(pids[name]) if name in pids else 0.0
                 rps[name].append(redis_benchmark(port, args.requests, args.clients))
+                if name in pids:
+                    used = cpu_seconds(pids[name]) - before
+                    cpu_us[name].append(used / (2 * args.requests) * 1e6)
         latency = {name: ping_latencies(port, args.pings) for name, port in targets.items()}
     finally:
         for proc in procs:
             stop(proc)
         redis.cleanup()
 
-    direct_rps = statistics.median(rps["direct"])
     direct_p50 = statistics.median(latency["direct"])
     rows: dict[str, dict[str, Any]] = {}
     for name in targets:
         med = statistics.median(rps[name])
+        # each round's ratio pairs measurements taken back to back: the machine's
+        # background load drifts less between them than across the whole run
+        ratios = [r / d for r, d in zip(rps[name], rps["direct"], strict=True)]
         p50 = statistics.median(latency[name])
         p99 = statistics.quantiles(latency[name], n=100)[98]
         rows[name] = {
             "rps_median": round(med, 1),
             "rps_rounds": [round(r, 1) for r in rps[name]],
-            "ratio_of_direct": round(med / direct_rps, 3),
+            "ratio_of_direct": round(statistics.median(ratios), 3),
+            "ratio_rounds": [round(r, 3) for r in ratios],
+            "proxy_cpu_us_per_request": (
+                round(statistics.median(cpu_us[name]), 2) if cpu_us.get(name) else None
+            ),
             "p50_ms": round(p50, 4),
             "p99_ms": round(p99, 4),
             "p50_added_ms": round(p50 - direct_p50, 4),
         }
 
     print(f"\nredis-benchmark GET/SET, {args.clients} connections, {args.requests} requests, "
-          f"median of {args.rounds} interleaved rounds; PING latency on 1 connection\n")
-    print(f"{'target':<11} {'req/s':>10} {'ratio':>7} {'p50 ms':>8} {'p99 ms':>8} {'p50 added':>10}")
+          f"median of {args.rounds} interleaved rounds (ratio: median of per-round ratios); "
+          f"PING latency on 1 connection; CPU: the proxy process's CPU time per request\n")
+    print(f"{'target':<11} {'req/s':>10} {'ratio':>7} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'p50 added':>10} {'CPU us/req':>11}")
     for name, row in rows.items():
+        cpu = row["proxy_cpu_us_per_request"]
         print(f"{name:<11} {row['rps_median']:>10.0f} {row['ratio_of_direct']:>7.3f} "
-              f"{row['p50_ms']:>8.3f} {row['p99_ms']:>8.3f} {row['p50_added_ms']:>10.3f}")
+              f"{row['p50_ms']:>8.3f} {row['p99_ms']:>8.3f} {row['p50_added_ms']:>10.3f} "
+              f"{'-' if cpu is None else f'{cpu:.1f}':>11}")
     if "toxiproxy" not in rows:
         print("\n(toxiproxy-server not on PATH: not measured)")
 
