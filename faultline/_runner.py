@@ -210,12 +210,16 @@ class _Drill:
         (self.run_dir / "stack.json").write_text(json.dumps(stack.seed, indent=2))
         return stack
 
-    def _locust(self, load: dict[str, Any], history_dir: Path, seed: int) -> LocustRun:
+    def _locust(self, load: dict[str, Any], history_dir: Path, seed: int,
+                probe: bool = False) -> LocustRun:
         assert self.stack is not None
+        # the probe proves the stack serves plain traffic; the concurrent patterns that
+        # hunt for races belong to the drill itself
         run = LocustRun(host=self.stack.api_url, load=load,
                         stack_file=self.run_dir / "stack.json", history_dir=history_dir,
-                        seed=seed, workers=self.opts.workers,
+                        seed=seed, workers=1 if probe else self.opts.workers,
                         client_timeout=self.opts.client_timeout,
+                        extra_env={"FAULTLINE_RACES": "0"} if probe else {},
                         log_file=self.run_dir / f"{history_dir.name}-locust.log")
         run.start()
         register_run(self.registry, process_groups=[run.pid])
@@ -235,7 +239,7 @@ class _Drill:
                 time.sleep(0.3)
         before = _snapshot(self.stack)
         probe_dir = self.run_dir / "probe"
-        run = self._locust(dict(PROBE), probe_dir, self.scn.seed)
+        run = self._locust(dict(PROBE), probe_dir, self.scn.seed, probe=True)
         self.load = run
         run.wait()
         self.load = None
