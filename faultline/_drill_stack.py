@@ -131,13 +131,21 @@ def _local(run_dir: Path, bugs: list[str]) -> DrillStack:
 
 
 def _compose(run_dir: Path, bugs: list[str]) -> DrillStack:
-    from faultline.faults._container import ContainerNemesis
     from faultline.stack._compose import ComposeStack
 
     env = {"PAYMENTS_BUGS": ",".join(bugs)} if bugs else {}
     launcher = ComposeStack(run_dir=run_dir, env=env)
     info = launcher.start()
-    control = _ContainerControl(ContainerNemesis(project=info.project))
+    try:
+        if hasattr(launcher, "service_control"):
+            control = launcher.service_control()
+        else:
+            from faultline.faults._container import ContainerNemesis
+
+            control = _ContainerControl(ContainerNemesis(project=info.project))
+    except BaseException:
+        launcher.stop()
+        raise
     return _describe(info, control, launcher.stop, "compose")
 
 

@@ -45,6 +45,8 @@ __all__ = ["DrillOptions", "DrillOutcome", "converged", "run_drill"]
 #: the probe load of the steady-state phase
 PROBE = {"profile": "steady", "users": 2, "duration": 3.0,
          "mix": {"transfer": 70, "balance": 20, "statement": 10}}
+#: seconds without any change in what keeps the stack from converging: stop settling
+STALL = 10.0
 #: the invariants the steady state must keep (the delivery ones need settling first)
 STEADY_INVARIANTS = ["conservation", "balanced_entries", "non_negative",
                      "acknowledged_exactly_once"]
@@ -87,16 +89,18 @@ def converged(state: dict[str, Any]) -> list[str]:
     projections equal to balances)."""
     problems = []
     outbox = state.get("outbox", [])
-    if any(o.get("published_at") is None for o in outbox):
-        problems.append("outbox not drained")
+    unpublished = sum(1 for o in outbox if o.get("published_at") is None)
+    if unpublished:
+        problems.append(f"{unpublished} outbox row(s) unpublished")
     events = {o["event_id"] for o in outbox}
     dead = {d.get("event_id") for d in state.get("dead_letters", [])}
     processed = {p["event_id"] for p in state.get("processed_events", [])}
     if events - processed - dead:
         problems.append(f"{len(events - processed - dead)} event(s) not applied")
     projected = {p["account_id"]: p["balance"] for p in state.get("projections", [])}
-    if any(projected.get(a["id"], 0) != a["balance"] for a in state.get("accounts", [])):
-        problems.append("projections differ from the ledger")
+    drift = sum(abs(projected.get(a["id"], 0) - a["balance"]) for a in state.get("accounts", []))
+    if drift:
+        problems.append(f"projections differ from the ledger by {drift} in total")
     return problems
 
 
@@ -263,10 +267,18 @@ class _Drill:
         assert self.stack is not None
         deadline = time.monotonic() + timeout
         state = _snapshot(self.stack)
-        while converged(state) and time.monotonic() < deadline:
+        problems = converged(state)
+        changed = time.monotonic()
+        while problems and time.monotonic() < deadline:
+            # a stack that made no progress for STALL seconds will not converge by waiting
+            if time.monotonic() - changed > STALL:
+                break
             time.sleep(0.5)
             self.progress()
             state = _snapshot(self.stack)
+            now = converged(state)
+            if now != problems:
+                problems, changed = now, time.monotonic()
         return state
 
     def drive(self) -> None:
