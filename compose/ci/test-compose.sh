@@ -77,3 +77,22 @@ export FAULTLINE_COMPOSE_PROJECT="faultline-ci"
 log "compose drills (tests/compose)"
 .venv/bin/python -m pytest -p no:cacheprovider -q -o addopts="-ra" tests/compose
 log "compose drills passed"
+
+# The user's path: `faultline run --target compose`, one fresh stack per scenario.
+runs="$work/run/runs"
+drill() { # expected-exit scenario [faultline run options...]
+  local want="$1" scenario="$2"; shift 2
+  local got=0
+  log "faultline run --target compose $* $scenario (expect exit $want)"
+  .venv/bin/faultline run --target compose --runs-dir "$runs" "$@" "$scenario" || got=$?
+  if [ "$got" != "$want" ]; then
+    echo "test-compose: $scenario exited $got, expected $want" >&2
+    return 1
+  fi
+}
+drill 0 compose/scenarios/kill-worker-container.yaml
+drill 0 compose/scenarios/pause-postgres-container.yaml
+drill 0 compose/scenarios/restart-redis-container.yaml
+# A deliberate bug must be caught: the verdict is 1 (an invariant was violated).
+drill 1 compose/scenarios/bug-relay-drops-on-error.yaml --bugs relay_drops_on_error
+log "faultline run --target compose: 3 scenarios held, the relay bug was caught"
