@@ -23,4 +23,5 @@ async def create_pool(dsn: str, *, min_size: int = 0, max_size: int = 10,
     """A pool that starts even while the database is down (``min_size=0`` connects on
     use) and does not reset sessions on release."""
     return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size,
-                                     command_timeout=command_timeout, reset=_no_session_reset)
+                                     command_timeout=command_timeout, reset=_no_session_reset,
+                                     timeout=3.0)  # connect timeout (asyncpg's default: 60 s)
