@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from operator import itemgetter
+from itertools import compress, repeat
+from operator import add, itemgetter, ne
 from typing import Any
 
 from ._registry import checker
@@ -57,40 +58,48 @@ def audit_complete(
 ) -> CheckResult:
     """Every transfer has an audit record; seq has no gaps; each row's ``prev_hash`` is
     the previous row's ``hash`` and its ``hash`` recomputes (tampering shows here)."""
-    chain_hash = resolve_chain_hash()
     errors = ErrorCollector()
     rows = sorted(state.get("audit", ()), key=itemgetter("seq"))
-    prev_hash = GENESIS_HASH
-    prev_seq: int | None = None
+    n = len(rows)
+    seqs = list(map(itemgetter("seq"), rows))
+    prevs = list(map(itemgetter("prev_hash"), rows))
+    hashes = list(map(itemgetter("hash"), rows))
+    chain_hash = resolve_chain_hash()
+    # one SHA-256 per row is the floor; the comparisons below run at C speed
+    recomputed = list(map(chain_hash, prevs, rows))
+    # Python-level work only at the rows where something is wrong
+    gaps = compress(range(1, n), map(ne, seqs[1:], map(add, seqs[:-1], repeat(1))))
+    for i in gaps:
+        errors.add(
+            "audit_gap",
+            {"after_seq": seqs[i - 1], "seq": seqs[i]},
+            severity=seqs[i] - seqs[i - 1],
+            rows={"audit": [seqs[i - 1], seqs[i]]},
+        )
+    if n and seqs[0] == 1 and prevs[0] != GENESIS_HASH:
+        errors.add(
+            "broken_chain",
+            {"seq": 1, "prev_hash": prevs[0], "expected": GENESIS_HASH},
+            rows={"audit": [1]},
+        )
+    for i in compress(range(1, n), map(ne, prevs[1:], hashes[:-1])):
+        errors.add(
+            "broken_chain",
+            {"seq": seqs[i], "prev_hash": prevs[i], "expected": hashes[i - 1]},
+            rows={"audit": [seqs[i - 1], seqs[i]]},
+        )
+    for i in compress(range(n), map(ne, recomputed, hashes)):
+        row = rows[i]
+        errors.add(
+            "tampered_audit_row",
+            {"seq": seqs[i], "entity": row.get("entity"), "entity_id": row.get("entity_id")},
+            rows={"audit": [seqs[i]]},
+        )
     audited = {
         entity_id
         for entity, entity_id in map(itemgetter("entity", "entity_id"), rows)
         if entity == "transfer"
     }
-    for row in rows:
-        seq = row["seq"]
-        row_prev = row["prev_hash"]
-        if prev_seq is not None and seq != prev_seq + 1:
-            errors.add(
-                "audit_gap",
-                {"after_seq": prev_seq, "seq": seq},
-                severity=seq - prev_seq,
-                rows={"audit": [prev_seq, seq]},
-            )
-        if row_prev != prev_hash and (prev_seq is not None or seq == 1):
-            errors.add(
-                "broken_chain",
-                {"seq": seq, "prev_hash": row_prev, "expected": prev_hash},
-                rows={"audit": [s for s in (prev_seq, seq) if s is not None]},
-            )
-        prev_hash = row["hash"]
-        if chain_hash(row_prev, row) != prev_hash:
-            errors.add(
-                "tampered_audit_row",
-                {"seq": seq, "entity": row.get("entity"), "entity_id": row.get("entity_id")},
-                rows={"audit": [seq]},
-            )
-        prev_seq = seq
     before: set[Any] = (
         {t["id"] for t in ctx.baseline.get("transfers", ())} if ctx.baseline else set()
     )
@@ -100,5 +109,5 @@ def audit_complete(
         for tid in map(itemgetter("id"), transfers):
             if tid in missing:
                 errors.add("missing_audit", {"transfer": tid}, rows={"transfers": [tid]})
-    counts = {"audit_rows": len(rows), "transfers": len(transfers), "audited": len(audited)}
+    counts = {"audit_rows": n, "transfers": len(transfers), "audited": len(audited)}
     return errors.result("audit_complete", counts)

@@ -391,3 +391,13 @@ def test_forked_workers_give_the_same_results(run: SyntheticRun) -> None:
     assert {r.name for r in forked if r.valid is False} >= {
         "acknowledged_exactly_once", "audit_complete", "outbox_delivered"
     }
+
+
+def test_audit_rows_with_parsed_payloads_are_rehashed_one_by_one(run: SyntheticRun) -> None:
+    import json
+
+    for row in run.state["audit"]:
+        row["payload"] = json.loads(row["payload"])  # a snapshot that parsed the JSON
+    assert check("audit_complete", run).valid is True
+    run.state["audit"][3]["payload"]["amount"] += 1
+    assert error(check("audit_complete", run), "tampered_audit_row")["first"]["seq"] == 4
