@@ -272,3 +272,46 @@ def test_oversized_body_is_413(stack: Stack) -> None:
                    headers={"idempotency-key": random_key()})
     assert r.status_code == 413
     assert r.json()["error"]["code"] == "body_too_large"
+
+
+async def _plant_key(url: str, merchant_id: str, key: str, *, state: str, request_hash: str,
+                     lease_ago_s: float, expires_in_s: float) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "INSERT INTO idempotency (merchant_id, key, request_hash, state, claim_token,"
+            " status_code, response_body, locked_until, expires_at) VALUES ($1, $2, $3, $4,"
+            " 'dead-holder', 201, '{}', now() - make_interval(secs => $5),"
+            " now() + make_interval(secs => $6))",
+            merchant_id, key, request_hash, state, lease_ago_s, expires_in_s)
+    finally:
+        await conn.close()
+
+
+def test_lapsed_in_flight_claim_is_taken_over(stack: Stack) -> None:
+    """A holder that crashed mid-request leaves an in-flight claim: 409 until its lease
+    lapses, then a retry with the same key takes over and runs the transfer once."""
+    from payments._idempotency import request_hash
+
+    m = merchant(stack)
+    body = transfer_body(m["accounts"][0], m["accounts"][2], 5)
+    live, lapsed = random_key(), random_key()
+    run_async(_plant_key(stack.database_url, m["id"], live, state="in_flight",
+                         request_hash=request_hash(body), lease_ago_s=-30, expires_in_s=3600))
+    run_async(_plant_key(stack.database_url, m["id"], lapsed, state="in_flight",
+                         request_hash=request_hash(body), lease_ago_s=1, expires_in_s=3600))
+    with stack.client(key=m["api_key"]) as c:
+        assert post_transfer(c, body, live).status_code == 409
+        taken = post_transfer(c, body, lapsed)
+        assert taken.status_code == 201, taken.text
+        assert post_transfer(c, body, lapsed).json() == taken.json()
+
+
+def test_expired_key_can_be_reused(stack: Stack) -> None:
+    m = merchant(stack)
+    key = random_key()
+    run_async(_plant_key(stack.database_url, m["id"], key, state="done",
+                         request_hash="an-old-body", lease_ago_s=10, expires_in_s=-1))
+    with stack.client(key=m["api_key"]) as c:
+        r = post_transfer(c, transfer_body(m["accounts"][0], m["accounts"][2], 6), key)
+    assert r.status_code == 201, r.text
