@@ -11,7 +11,7 @@ from typing import Any
 
 from ._result import UNKNOWN, CheckContext, CheckResult
 
-__all__ = ["CHECKERS", "INVARIANTS", "Checker", "checker", "run_checks"]
+__all__ = ["CHECKERS", "INVARIANTS", "REQUIRED_TABLES", "Checker", "checker", "run_checks"]
 
 Checker = Callable[[Sequence[Mapping[str, Any]], Mapping[str, Any], CheckContext], CheckResult]
 
@@ -52,6 +52,18 @@ def _crashed(name: str, exc: BaseException) -> CheckResult:
     )
 
 
+#: snapshot tables (contracts §5) each checker reads; absent -> ``unknown``, not valid
+REQUIRED_TABLES: dict[str, tuple[str, ...]] = {
+    "conservation": ("accounts", "entries"),
+    "balanced_entries": ("transfers", "entries"),
+    "non_negative": ("accounts",),
+    "acknowledged_exactly_once": ("transfers",),
+    "idempotent_replay": ("idempotency",),
+    "outbox_delivered": ("transfers", "outbox", "stream", "processed_events"),
+    "projection_converges": ("accounts", "projections"),
+    "audit_complete": ("transfers", "audit"),
+}
+
 #: checkers that share one derived index run in the same process (and their rough cost)
 _FAMILIES: dict[str, tuple[str, float]] = {
     "acknowledged_exactly_once": ("history", 3.0),
@@ -74,6 +86,13 @@ def _run_one(
         return CheckResult(name=name, valid=UNKNOWN, message=f"no checker named {name!r}")
     if state is None:
         return CheckResult(name=name, valid=UNKNOWN, message="no final-state snapshot")
+    missing = [t for t in REQUIRED_TABLES.get(name, ()) if t not in state]
+    if missing:
+        return CheckResult(
+            name=name,
+            valid=UNKNOWN,
+            message=f"the snapshot has no {', '.join(missing)} table: not checked",
+        )
     try:
         return fn(history, state, ctx)
     except Exception as exc:  # a broken checker must not pass the drill

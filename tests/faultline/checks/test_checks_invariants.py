@@ -401,3 +401,10 @@ def test_audit_rows_with_parsed_payloads_are_rehashed_one_by_one(run: SyntheticR
     assert check("audit_complete", run).valid is True
     run.state["audit"][3]["payload"]["amount"] += 1
     assert error(check("audit_complete", run), "tampered_audit_row")["first"]["seq"] == 4
+
+
+def test_a_table_missing_from_the_snapshot_is_unknown(run: SyntheticRun) -> None:
+    del run.state["audit"]
+    [result] = run_checks(["audit_complete"], run.history, run.state)
+    assert result.valid == "unknown"
+    assert "audit" in result.message
