@@ -57,6 +57,7 @@ class Settings:
     worker_claim_idle_ms: int = 5000
     worker_max_deliveries: int = 5
     risk_timeout_s: float = 0.5
+    shared_breakers: bool = False
 
     def bug(self, name: str) -> bool:
         """Whether the deliberate bug ``name`` is switched on (see payments.bugs)."""
@@ -99,4 +100,5 @@ def load_settings() -> Settings:
         worker_claim_idle_ms=_int("PAYMENTS_WORKER_CLAIM_IDLE_MS", 5000),
         worker_max_deliveries=_int("PAYMENTS_WORKER_MAX_DELIVERIES", 5),
         risk_timeout_s=_float("PAYMENTS_RISK_TIMEOUT_S", 0.5),
+        shared_breakers=_env("PAYMENTS_SHARED_BREAKERS").lower() in ("1", "true", "yes"),
     )

@@ -49,11 +49,16 @@ def timed(seconds: float) -> Timeout:
 
 
 def risk_pipeline(*, retry_on: tuple[type[BaseException], ...], timeout_s: float,
-                  fallback: Callable[[BaseException | None], Any]) -> Pipeline:
-    """Fallback > CircuitBreaker > Retry (jittered) > Timeout, outermost first."""
+                  fallback: Callable[[BaseException | None], Any],
+                  store: Any = None) -> Pipeline:
+    """Fallback > CircuitBreaker > Retry (jittered) > Timeout, outermost first.
+
+    ``store`` (e.g. ``resilience.AsyncRedisBreakerStore``) shares the breaker's state
+    between api processes, so one that saw risk fail opens the others' breakers too.
+    """
     return Pipeline(
         Fallback(fallback=fallback),
-        breaker("risk", open_duration=3.0),
+        breaker("risk", open_duration=3.0, **({"store": store} if store is not None else {})),
         Retry(on=(*retry_on, TimeoutRejectedError), attempts=3, wait_initial=0.02,
               wait_max=0.2, jitter=True),
         Timeout(timeout_s),

@@ -128,9 +128,15 @@ class Api:
         self.risk: HttpPool | None = None
         self.db = breaker("postgres", minimum_calls=20, window=40, open_duration=1.0)
         self.redis_breaker = breaker("redis", minimum_calls=3, window=10, open_duration=2.0)
+        store = None
+        if settings.shared_breakers:
+            from resilience import AsyncRedisBreakerStore
+
+            store = AsyncRedisBreakerStore.from_url(settings.redis_url,
+                                                    prefix="payments:breaker:")
         self.risk_policy = risk_pipeline(
             retry_on=(ConnectionError, RiskUnavailableError),
-            timeout_s=settings.risk_timeout_s, fallback=self._risk_fallback)
+            timeout_s=settings.risk_timeout_s, fallback=self._risk_fallback, store=store)
         self._merchants: dict[bytes, tuple[str, float]] = {}
         self._admin: tuple[bytes, str] | None = None
         self._background: set[asyncio.Task[Any]] = set()

@@ -143,3 +143,20 @@ def test_risk_down_falls_back_to_review(make_stack: Any) -> None:
     r = burst(s, [body(s, 10)], [random_key()])[0]
     assert r.status_code == 201, r.text
     assert r.json()["status"] == "review"  # accepted unscored, flagged for review
+
+
+def test_shared_risk_breaker_state_lands_in_redis(make_stack: Any,
+                                                  module_redis: EmbeddedRedis) -> None:
+    """With PAYMENTS_SHARED_BREAKERS=1 the risk breaker's state is kept in Redis, so a
+    second api process would see it open."""
+    s = make_stack("")
+    s.services["api"].stop()
+    s.start("api", PAYMENTS_RISK_URL=f"http://127.0.0.1:{free_port()}",
+            PAYMENTS_SHARED_BREAKERS="1")
+    responses = burst(s, [body(s, 1)] * 12, [random_key() for _ in range(12)])
+    assert {r.json()["status"] for r in responses} == {"review"}
+    client = redis.Redis.from_url(module_redis.url)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not client.keys("payments:breaker:*"):
+        time.sleep(0.1)
+    assert client.keys("payments:breaker:*")
