@@ -33,9 +33,9 @@ REPO = HERE.parents[2]
 
 #: bug -> (drill, the checker that must name it); the table of docs/drill-engine-bugs.md
 BUG_MATRIX: dict[str, tuple[str, str]] = {
-    "ack_before_commit": ("pg-down", "acknowledged_exactly_once"),
+    "ack_before_commit": ("pg-flap", "acknowledged_exactly_once"),
     "idempotency_not_atomic": ("lost-ack", "acknowledged_exactly_once"),
-    "outbox_outside_tx": ("pg-down", "outbox_delivered"),
+    "outbox_outside_tx": ("pg-flap", "outbox_delivered"),
     "worker_ack_before_apply": ("worker-kill", "outbox_delivered"),
     "non_negative_in_python": ("latency", "non_negative"),
     "relay_drops_on_error": ("redis-restart", "outbox_delivered"),
