@@ -97,7 +97,10 @@ class Relay:
 
     async def publish_batch(self) -> int:
         """Publish one batch; return how many rows it held."""
-        await self.redis_breaker.call_async(self._check_redis_identity)
+        try:
+            await self.redis_breaker.call_async(self._check_redis_identity)
+        except (RedisError, OSError, CircuitOpenError):
+            self._verified = False  # retried next batch; the XADD below decides this one
         async with self.pool.acquire(timeout=5) as conn, conn.transaction():
             rows = await conn.fetch(_CLAIM, self.s.relay_batch)
             if not rows:

@@ -133,6 +133,19 @@ class Stack:
 
         return dict(run_async(take_snapshot(self.database_url, self.redis_url)))
 
+    def snapshot_db_only(self) -> dict[str, Any]:
+        """The database part of the snapshot (works while Redis is down)."""
+
+        async def go() -> dict[str, Any]:
+            conn = await asyncpg.connect(self.database_url)
+            try:
+                rows = await conn.fetch("SELECT id, event_id, published_at FROM outbox")
+                return {"outbox": [dict(r) for r in rows]}
+            finally:
+                await conn.close()
+
+        return dict(run_async(go()))
+
     def wait_converged(self, timeout: float = 30.0) -> dict[str, Any]:
         """Wait until every outbox event was published and applied; return the snapshot."""
         deadline = time.monotonic() + timeout

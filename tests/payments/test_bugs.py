@@ -160,3 +160,27 @@ def test_shared_risk_breaker_state_lands_in_redis(make_stack: Any,
     while time.monotonic() < deadline and not client.keys("payments:breaker:*"):
         time.sleep(0.1)
     assert client.keys("payments:breaker:*")
+
+
+def test_relay_drops_on_error_loses_events(make_stack: Any, module_redis: EmbeddedRedis) -> None:
+    s = make_stack("relay_drops_on_error", services=("api", "relay"))
+    deadline = time.monotonic() + 10  # let the seed's events out first
+    while time.monotonic() < deadline and any(
+            o["published_at"] is None for o in s.snapshot_db_only()["outbox"]):
+        time.sleep(0.1)
+    module_redis.stop()
+    try:
+        ids = {r.json()["id"] for r in burst(s, [body(s, 1)] * 5,
+                                             [random_key() for _ in range(5)])}
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(
+                o["published_at"] is None for o in s.snapshot_db_only()["outbox"]):
+            time.sleep(0.1)
+    finally:
+        module_redis.start()
+    snap = s.snapshot()
+    mine = [o for o in snap["outbox"] if o["transfer_id"] in ids]
+    assert len(mine) == 5
+    assert all(o["published_at"] is not None for o in mine)  # "published" ...
+    in_stream = {e["event_id"] for e in snap["stream"]}
+    assert not {o["event_id"] for o in mine} & in_stream  # ... but never reached the stream
