@@ -17,6 +17,7 @@ engine itself would.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -219,7 +220,9 @@ class ComposeStack:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> ComposeStackInfo:
-        """Render, ``up -d``, wait until healthy, seed; writes ``RUN_DIR/stack.json``."""
+        """Render, ``up -d``, wait until healthy, seed; writes ``RUN_DIR/stack.json``.
+        On failure the logs are saved and the stack is taken down before the error
+        propagates."""
         started = time.monotonic()
         self.render()
         try:
@@ -228,7 +231,9 @@ class ComposeStack:
             self.wait_healthy()
             seed = self._seed() if self.seed_args is not None else None
         except BaseException:
-            self.save_logs()
+            # Nothing half-started is left behind: logs first, then down.
+            with contextlib.suppress(Exception):
+                self.stop()
             raise
         self.info = self._describe(seed)
         (self.run_dir / "stack.json").write_text(json.dumps(self.info.to_dict(), indent=2))
