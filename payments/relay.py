@@ -100,7 +100,12 @@ class Relay:
         try:
             await self.redis_breaker.call_async(self._check_redis_identity)
         except (RedisError, OSError, CircuitOpenError):
-            self._verified = False  # retried next batch; the XADD below decides this one
+            self._verified = False
+            # Never publish before verifying: entries added to a Redis that came back
+            # empty would hide the loss from the next check.
+            if not self.s.bug("relay_drops_on_error"):
+                raise
+            # BUG(relay_drops_on_error) goes on to "publish" into a Redis that is down.
         async with self.pool.acquire(timeout=5) as conn, conn.transaction():
             rows = await conn.fetch(_CLAIM, self.s.relay_batch)
             if not rows:
