@@ -78,8 +78,8 @@ class HistoryIndex:
     that never completed; completed ones are in the dicts above).
 
     Per completed operation, in history order (for SLOs and plots): ``start_ns``
-    (invoke time), ``latency_ms``, ``outcome`` (``OK``/``EXPECTED_FAIL``/``ERROR``),
-    ``lines``. ``nemesis``: ``(line, op)`` of fault events.
+    (invoke time), ``latency_ms``, ``outcome`` (``OK``/``EXPECTED_FAIL``/``ERROR``).
+    ``nemesis``: ``(line, op)`` of fault events.
     """
 
     ok_first: dict[str, tuple[int, Any, Any]] = field(default_factory=dict)
@@ -92,7 +92,6 @@ class HistoryIndex:
     start_ns: list[float] = field(default_factory=list)
     latency_ms: list[float] = field(default_factory=list)
     outcome: list[int] = field(default_factory=list)
-    lines: list[int] = field(default_factory=list)
     nemesis: list[tuple[int, Mapping[str, Any]]] = field(default_factory=list)
     first_ns: int | None = None
     last_ns: int | None = None
@@ -113,8 +112,8 @@ def _build(history: Sequence[Mapping[str, Any]]) -> HistoryIndex:
     start_append = ix.start_ns.append
     lat_append = ix.latency_ms.append
     out_append = ix.outcome.append
-    line_append = ix.lines.append
     pending: dict[Any, int] = {}
+    pending_pop = pending.pop
     diff_replays = 0
     for pos, op in enumerate(history):
         type_ = op["type"]
@@ -125,7 +124,7 @@ def _build(history: Sequence[Mapping[str, Any]]) -> HistoryIndex:
         if proc == "nemesis":
             ix.nemesis.append((pos, op))
             continue
-        inv = pending.pop(proc, None)
+        inv = pending_pop(proc, None)
         f = op.get("f")
         status = op.get("status")
         t = op.get("time")
@@ -138,7 +137,6 @@ def _build(history: Sequence[Mapping[str, Any]]) -> HistoryIndex:
         start = t_inv if t_inv is not None else t - lat * 1e6
         start_append(start)
         lat_append(lat)
-        line_append(pos)
         if type_ == "ok":
             out_append(OK)
         elif type_ == "info" or status is None or status >= 500 or status == 429:

@@ -379,20 +379,6 @@ def test_results_are_json_ready(run: SyntheticRun) -> None:
         assert again.errors == r.errors
 
 
-@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
-def test_forked_workers_give_the_same_results(run: SyntheticRun) -> None:
-    add_copy_of_transfer(run, run.ok_keys[3], "t-dup")
-    run.state["audit"][5]["payload"] = "{}"
-    run.state["processed_events"].append(dict(run.state["processed_events"][0]))
-    names = [*INVARIANTS, "no_such_checker"]
-    serial = run_checks(names, run.history, run.state)
-    forked = run_checks(names, run.history, run.state, workers=3)
-    assert [r.to_dict() for r in forked] == [r.to_dict() for r in serial]
-    assert {r.name for r in forked if r.valid is False} >= {
-        "acknowledged_exactly_once", "audit_complete", "outbox_delivered"
-    }
-
-
 def test_audit_rows_with_parsed_payloads_are_rehashed_one_by_one(run: SyntheticRun) -> None:
     import json
 
