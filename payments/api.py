@@ -281,6 +281,7 @@ class Api:
 
     # -- accounts ----------------------------------------------------------------------
     async def create_account(self, request: Request) -> Response:
+        """POST /v1/accounts: open a customer account (holder details sealed)."""
         merchant_id = await self.merchant(request)
         body = await _body(request)
         unknown = set(body) - {"currency", "holder", "non_negative"}
@@ -324,6 +325,7 @@ class Api:
                 "holder": holder, "created_at": row["created_at"].isoformat()}
 
     async def get_account(self, request: Request) -> Response:
+        """GET /v1/accounts/{id}: one of the caller's accounts."""
         merchant_id = await self.merchant(request)
         account_id = request.path_params["id"]
 
@@ -336,6 +338,7 @@ class Api:
         return _json(200, self._account_view(row))
 
     async def statement(self, request: Request) -> Response:
+        """GET /v1/accounts/{id}/statement: balances and recent entries (replica first)."""
         merchant_id = await self.merchant(request)
         account_id = request.path_params["id"]
         try:
@@ -373,6 +376,7 @@ class Api:
 
     # -- transfers ---------------------------------------------------------------------
     async def get_transfer(self, request: Request) -> Response:
+        """GET /v1/transfers/{id}: one of the caller's transfers."""
         merchant_id = await self.merchant(request)
         transfer_id = request.path_params["id"]
 
@@ -386,6 +390,7 @@ class Api:
                                v.strip() if k == "currency" else v) for k, v in row.items()})
 
     async def create_transfer(self, request: Request) -> Response:
+        """POST /v1/transfers: move money, at most once per Idempotency-Key."""
         merchant_id = await self.merchant(request)
         key = request.headers.get("idempotency-key", "").strip()
         if not key:
@@ -543,6 +548,7 @@ class Api:
 
     # -- admin -------------------------------------------------------------------------
     async def audit_verify(self, request: Request) -> Response:
+        """GET /v1/admin/audit/verify: walk the audit hash chain (admin + TOTP)."""
         await self.admin(request)
 
         async def rows(conn: Any) -> list[Any]:
@@ -555,6 +561,7 @@ class Api:
         return _json(200, {"intact": not problems, "rows": len(found), "problems": problems[:50]})
 
     async def review_queue(self, request: Request) -> Response:
+        """GET /v1/admin/transfers/review: transfers accepted unscored (admin + TOTP)."""
         await self.admin(request)
 
         async def rows(conn: Any) -> list[Any]:
@@ -569,9 +576,11 @@ class Api:
 
     # -- operations --------------------------------------------------------------------
     async def healthz(self, request: Request) -> Response:
+        """GET /healthz: the process is alive."""
         return _json(200, {"ok": True})
 
     async def readyz(self, request: Request) -> Response:
+        """GET /readyz: the database and Redis answer."""
         checks: dict[str, str] = {}
 
         async def db(conn: Any) -> None:
@@ -591,9 +600,11 @@ class Api:
         return _json(200 if ok else 503, {"ready": ok, "checks": checks})
 
     async def metrics(self, request: Request) -> Response:
+        """GET /metrics: Prometheus exposition."""
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     async def openapi(self, request: Request) -> Response:
+        """GET /openapi.json: the OpenAPI document."""
         return _json(200, OPENAPI)
 
 
