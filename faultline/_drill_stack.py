@@ -27,6 +27,10 @@ __all__ = ["DrillStack", "StackError", "open_stack", "register_run", "sweep_left
            "unregister_run"]
 
 
+#: a registry entry older than this (seconds) names pids that may have been reused
+STALE_AFTER = 24 * 3600.0
+
+
 class StackError(RuntimeError):
     """The stack could not be started or attached (the message says why)."""
 
@@ -232,6 +236,8 @@ def sweep_leftovers(registry: Path, log: Callable[[str], None] = lambda m: None)
                     done.append(f"healed {len(undone)} fault(s) on {proxy}")
         groups = [int(g) for g in data.get("process_groups", [])]
         pids = [int(p) for p in data.get("pids", [])]
+        if time.time() - entry.stat().st_mtime > STALE_AFTER:
+            groups, pids = [], []  # after a reboot those numbers belong to someone else
         for sig in (signal.SIGTERM, signal.SIGKILL):
             for pgid in groups:
                 with contextlib.suppress(ProcessLookupError, PermissionError):

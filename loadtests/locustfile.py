@@ -144,6 +144,26 @@ class PaymentClient(FastHttpUser):
         # with a constant arrival rate, the first call of a task also counts the time it
         # waited past its slot (coordinated omission)
         late, self.late = self.late, 0.0
+        try:
+            kind, status, data, error = self._send(f, method, path, headers, body, keep_body)
+        except BaseException as exc:  # GreenletExit when Locust stops a user mid-request
+            HISTORY.write({"type": "info", "process": proc, "f": f, "key": key, "value": value,
+                           "status": None, "body": None, "error": f"stopped: {type(exc).__name__}",
+                           "latency_ms": round((time.monotonic() - started) * 1000, 3)})
+            raise
+        service_ms = (time.monotonic() - started) * 1000
+        line: dict[str, Any] = {
+            "type": kind, "process": proc, "f": f, "key": key, "value": value,
+            "status": status, "body": data, "error": error,
+            "latency_ms": round(service_ms + late * 1000, 3),
+        }
+        if late:
+            line["service_ms"] = round(service_ms, 3)
+        HISTORY.write(line)
+        return Outcome(kind, status, data)
+
+    def _send(self, f: str, method: str, path: str, headers: dict[str, str], body: Any,
+              keep_body: bool) -> tuple[str, int | None, Any, str | None]:
         status: int | None = None
         data: Any = None
         error: str | None = None
@@ -172,16 +192,7 @@ class PaymentClient(FastHttpUser):
                 else:
                     kind = "info"
                     resp.failure(f"HTTP {status}")
-        service_ms = (time.monotonic() - started) * 1000
-        line: dict[str, Any] = {
-            "type": kind, "process": proc, "f": f, "key": key, "value": value,
-            "status": status, "body": data, "error": error,
-            "latency_ms": round(service_ms + late * 1000, 3),
-        }
-        if late:
-            line["service_ms"] = round(service_ms, 3)
-        HISTORY.write(line)
-        return Outcome(kind, status, data)
+        return kind, status, data, error
 
     def _transfer_body(self, amount: int | None = None) -> dict[str, Any]:
         src, dst = self.rng.sample(self.accounts, 2)

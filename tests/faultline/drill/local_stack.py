@@ -110,7 +110,7 @@ def _create_db(server: EmbeddedPostgres, name: str) -> str:
     return server.url.rsplit("/", 1)[0] + "/" + name
 
 
-class TestStackFactory:
+class StandInStack:
     """``factory(target, run_dir, bugs) -> DrillStack`` on a shared PostgreSQL."""
 
     def __init__(self, postgres: EmbeddedPostgres) -> None:

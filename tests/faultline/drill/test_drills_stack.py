@@ -23,7 +23,7 @@ from faultline._drill_stack import StackError, open_stack
 from faultline._runner import DrillOptions, DrillOutcome, run_drill
 from faultline.stack._embedded import EmbeddedPostgres
 
-from .local_stack import TestStackFactory
+from .local_stack import StandInStack
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
@@ -48,7 +48,7 @@ BUG_MATRIX: dict[str, tuple[str, str]] = {
 def factory(postgres_server: EmbeddedPostgres) -> Any:
     if os.environ.get("FAULTLINE_DRILL_STACK") == "launcher":
         return open_stack
-    return TestStackFactory(postgres_server)
+    return StandInStack(postgres_server)
 
 
 def _drill(name: str, factory: Any, tmp_path: Path, bugs: list[str] | None = None) -> DrillOutcome:
@@ -117,9 +117,9 @@ SIGKILLED = """
 import sys, types
 from pathlib import Path
 sys.path.insert(0, {here!r})
-from local_stack import TestStackFactory
+from local_stack import StandInStack
 from faultline._runner import DrillOptions, run_drill
-factory = TestStackFactory(types.SimpleNamespace(url={pg!r}))
+factory = StandInStack(types.SimpleNamespace(url={pg!r}))
 run_drill({scenario!r}, DrillOptions(runs_dir=Path({runs!r}), progress=False), stack_factory=factory)
 """
 
