@@ -12,7 +12,8 @@ from faultline.proxy import _errors as err
 from faultline.proxy._errors import APIError, bad_request
 from faultline.proxy._events import EventLog
 from faultline.proxy._proxy import Proxy, bind_listener, split_address
-from faultline.proxy._toxics import KINDS, STREAMS, Toxic, parse_attributes, parse_toxicity
+from faultline.proxy._toxic import STREAMS, Toxic, parse_attributes, parse_toxicity
+from faultline.proxy._toxics import KINDS
 
 __all__ = ["ProxyCollection"]
 
@@ -237,7 +238,7 @@ class ProxyCollection:
             raise err.toxic_already_exists()
         attrs = parse_attributes(kind, body.get("attributes"), None)
         kind.validate(attrs)
-        toxic = Toxic(name, type_, stream, toxicity, attrs)
+        toxic = Toxic(name, type_, stream, toxicity, attrs, kind)
         proxy.add_toxic(toxic)
         return toxic
 

@@ -21,7 +21,7 @@ from collections import deque
 from time import monotonic
 from typing import TYPE_CHECKING, cast
 
-from faultline.proxy._toxics import Chain, Toxic, ToxicStub, derive_rng
+from faultline.proxy._toxic import Chain, Toxic, ToxicStub, derive_rng
 
 if TYPE_CHECKING:
     from faultline.proxy._proxy import Proxy

@@ -13,7 +13,7 @@ from typing import Any
 from faultline.proxy._errors import APIError, bad_request
 from faultline.proxy._events import EventLog
 from faultline.proxy._link import Connection
-from faultline.proxy._toxics import STREAMS, Toxic
+from faultline.proxy._toxic import STREAMS, Toxic
 
 __all__ = ["Proxy", "bind_listener", "format_address", "split_address"]
 

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 from proxy_helpers import Upstream, connect, recv_all, recv_exactly
 
-from faultline.proxy._toxics import derive_rng, slice_offsets
+from faultline.proxy._toxic import derive_rng
+from faultline.proxy._toxiproxy_toxics import slice_offsets
 from faultline.proxy.client import ProxyClient
 
 MakeUpstream = Callable[[Callable[[socket.socket, Upstream], None]], Upstream]
