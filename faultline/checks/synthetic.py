@@ -111,7 +111,7 @@ def synthetic_run(
         lat = rng.uniform(1.0, 20.0) if not fault_at <= i < fault_end else rng.uniform(5.0, 200.0)
         history.append({"index": len(history), "type": "invoke", "process": proc, "f": f, "time": t,
                         "key": key, "value": value})
-        done = t + int(lat * 1e6)
+        done = t + int(lat * 1e6 + 0.5)
         comp: dict[str, Any] = {"index": len(history), "process": proc, "f": f, "time": done,
                                 "key": key, "latency_ms": lat, "error": None}
         if f == "transfer":

@@ -394,3 +394,14 @@ def test_a_table_missing_from_the_snapshot_is_unknown(run: SyntheticRun) -> None
     [result] = run_checks(["audit_complete"], run.history, run.state)
     assert result.valid == "unknown"
     assert "audit" in result.message
+
+
+def test_completions_without_key_or_latency_take_the_invoke(run: SyntheticRun) -> None:
+    for op in run.history:
+        if op["type"] != "invoke":
+            op.pop("key", None)
+            op.pop("latency_ms", None)
+    assert check("acknowledged_exactly_once", run).valid is True
+    add_copy_of_transfer(run, run.ok_keys[1], "t-dup")
+    rec = error(check("acknowledged_exactly_once", run), "double_charge")
+    assert rec["first"]["key"] == run.ok_keys[1]

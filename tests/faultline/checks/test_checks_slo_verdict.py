@@ -29,7 +29,7 @@ def op_pair(i: int, t_s: float, lat_ms: float, type_: str = "ok", status: int | 
     proc = f"p{i % 8}"
     return [
         {"index": 0, "type": "invoke", "process": proc, "f": "balance", "time": t, "key": None},
-        {"index": 0, "type": type_, "process": proc, "f": "balance", "time": t + int(lat_ms * 1e6),
+        {"index": 0, "type": type_, "process": proc, "f": "balance", "time": t + int(lat_ms * 1e6 + 0.5),
          "status": status, "latency_ms": lat_ms},
     ]
 
