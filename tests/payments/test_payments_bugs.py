@@ -184,3 +184,63 @@ def test_relay_drops_on_error_loses_events(make_stack: Any, module_redis: Embedd
     assert all(o["published_at"] is not None for o in mine)  # "published" ...
     in_stream = {e["event_id"] for e in snap["stream"]}
     assert not {o["event_id"] for o in mine} & in_stream  # ... but never reached the stream
+
+
+async def _sql(url: str, *statements: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        for sql in statements:
+            await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("bugs", ["", "outbox_outside_tx"])
+def test_outbox_outside_tx_loses_the_event(make_stack: Any, bugs: str) -> None:
+    """The outbox write fails (a trigger stands in for a crash or a lost connection)."""
+    s = make_stack(bugs)
+    run_async(_sql(s.database_url,
+                   "CREATE FUNCTION no_outbox() RETURNS trigger LANGUAGE plpgsql AS"
+                   " $$ BEGIN RAISE EXCEPTION 'outbox unavailable'; END $$",
+                   "CREATE TRIGGER no_outbox BEFORE INSERT ON outbox"
+                   " FOR EACH ROW EXECUTE FUNCTION no_outbox()"))
+    r = burst(s, [body(s, 3)], [random_key()])[0]
+    snap = s.snapshot()
+    with_event = {o["transfer_id"] for o in snap["outbox"]}
+    orphans = [t for t in snap["transfers"] if t["id"] not in with_event]
+    if bugs:
+        assert r.status_code == 201
+        assert [t["id"] for t in orphans] == [r.json()["id"]]  # committed, no event
+    else:
+        assert r.status_code == 503  # all or nothing: no transfer without its event
+        assert orphans == []
+
+
+@pytest.mark.parametrize("bugs", ["", "worker_ack_before_apply"])
+def test_worker_ack_before_apply_loses_the_event(make_stack: Any, module_redis: EmbeddedRedis,
+                                                 bugs: str) -> None:
+    """A worker whose database is unreachable fails every apply; the correct one leaves
+    the entries pending for a healthy worker to reclaim, the buggy one already acked."""
+    s = make_stack(bugs, services=("api", "relay"))
+    s.start("worker", "worker-1", PAYMENTS_WORKER_NAME="worker-1",
+            PAYMENTS_DATABASE_URL=f"postgresql://x:y@127.0.0.1:{free_port()}/none")
+    client = redis.Redis.from_url(module_redis.url)
+    def worker_joined() -> bool:
+        try:
+            return bool(client.xinfo_consumers("payments.events", "ledger-projector"))
+        except redis.ResponseError:  # NOGROUP: the worker has not created it yet
+            return False
+
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not worker_joined():
+        time.sleep(0.1)
+    time.sleep(1.0)  # worker-1 has read (and failed on) the seed's events
+    s.services["worker-1"].stop()
+    s.start("worker", "worker-2", PAYMENTS_WORKER_NAME="worker-2")
+    if bugs:
+        time.sleep(3)
+        assert any("not processed" in p for p in convergence_problems(s.snapshot()))
+    else:
+        s.wait_converged(timeout=20)
