@@ -138,7 +138,6 @@ class Api:
             retry_on=(ConnectionError, RiskUnavailableError),
             timeout_s=settings.risk_timeout_s, fallback=self._risk_fallback, store=store)
         self._merchants: dict[bytes, tuple[str, float]] = {}
-        self._admin: tuple[bytes, str] | None = None
         self._background: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -258,18 +257,17 @@ class Api:
     async def admin(self, request: Request) -> None:
         """Admin calls need the admin API key AND a current TOTP code."""
         digest = hash_api_key(self._bearer(request))
-        if self._admin is None:
-            async def load(conn: Any) -> Any:
-                return await conn.fetchrow(
-                    "SELECT api_key_hash, totp_secret_enc FROM admin_credentials WHERE id = 1")
 
-            row = await self.on_db(load)
-            if row is None:
-                raise ApiError(401, "unauthorized", "no admin credentials are provisioned")
-            secret = self.s.admin_totp_secret or self.sealer.open(
-                bytes(row["totp_secret_enc"]), b"admin-totp").decode()
-            self._admin = (bytes(row["api_key_hash"]), secret)
-        key_hash, secret = self._admin
+        async def load(conn: Any) -> Any:  # not cached: a re-seed rotates the credentials
+            return await conn.fetchrow(
+                "SELECT api_key_hash, totp_secret_enc FROM admin_credentials WHERE id = 1")
+
+        row = await self.on_db(load)
+        if row is None:
+            raise ApiError(401, "unauthorized", "no admin credentials are provisioned")
+        key_hash = bytes(row["api_key_hash"])
+        secret = self.s.admin_totp_secret or self.sealer.open(
+            bytes(row["totp_secret_enc"]), b"admin-totp").decode()
         if not hmac.compare_digest(key_hash, digest):
             raise ApiError(401, "unauthorized", "invalid admin API key")
         code = request.headers.get("x-totp", "").strip()
