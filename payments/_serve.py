@@ -6,12 +6,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, disable_created_metrics, generate_latest
 
-__all__ = ["install_stop_signals", "serve_asgi", "setup_logging", "start_ops_server"]
+__all__ = ["install_stop_signals", "run", "serve_asgi", "setup_logging", "start_ops_server"]
+
+
+def run(main: Coroutine[Any, Any, None]) -> None:
+    """Run a service's main coroutine on uvloop when installed, else asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    uvloop.run(main)
 
 
 def setup_logging(service: str) -> logging.Logger:
@@ -25,9 +35,14 @@ def setup_logging(service: str) -> logging.Logger:
 
 def serve_asgi(app: Any, host: str, port: int) -> None:
     """Run an ASGI app with uvicorn on uvloop + httptools (the fastest pure-pip stack)."""
+    import importlib.util
+
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, loop="uvloop", http="httptools",
+    # uvloop/httptools come with uvicorn[standard]; without them fall back, never fail.
+    fast = importlib.util.find_spec("uvloop") and importlib.util.find_spec("httptools")
+    uvicorn.run(app, host=host, port=port, loop="uvloop" if fast else "asyncio",
+                http="httptools" if fast else "h11",
                 lifespan="on", access_log=False, log_level="warning",
                 timeout_keep_alive=30, backlog=2048)
 

@@ -25,7 +25,7 @@ from redis.exceptions import RedisError, ResponseError
 from payments._config import Settings, load_settings
 from payments._db import create_pool
 from payments._policies import breaker
-from payments._serve import install_stop_signals, setup_logging, start_ops_server
+from payments._serve import install_stop_signals, run, setup_logging, start_ops_server
 from payments._streams import DEAD_LETTERS, GROUP, STREAM
 from resilience import CircuitOpenError
 
@@ -243,9 +243,7 @@ def main() -> int:
     """Entry point of ``python -m payments.worker``."""
     settings = load_settings()
     setup_logging("worker")
-    import uvloop
-
-    uvloop.run(_main(settings))
+    run(_main(settings))
     return 0
 
 
