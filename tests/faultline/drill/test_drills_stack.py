@@ -142,7 +142,7 @@ def test_sigkilled_run_is_swept_by_the_next(postgres_server: EmbeddedPostgres, t
     else:
         victim.kill()
         pytest.fail("the victim drill never injected its fault")
-    from faultline.proxy.client import ProxyClient
+    from faultline.proxy.client import ProxyAPIError, ProxyClient
 
     toxics = ProxyClient(entry["proxy_url"]).toxics("api_postgres")
     assert toxics, "the fault is in force before the kill"
@@ -162,5 +162,5 @@ def test_sigkilled_run_is_swept_by_the_next(postgres_server: EmbeddedPostgres, t
         time.sleep(0.2)
     assert not [p for p in left if _alive(p)], "processes of the killed run are left"
     assert not registry.exists()
-    with pytest.raises(OSError):  # the proxy (and with it every toxic) is gone
+    with pytest.raises(ProxyAPIError):  # the proxy (and with it every toxic) is gone
         ProxyClient(entry["proxy_url"], timeout=1.0).toxics("api_postgres")
