@@ -84,6 +84,10 @@ MERCHANTS: list[dict[str, Any]] = (
 )
 HISTORY = HistoryLog(os.environ.get("FAULTLINE_HISTORY_DIR", "."))
 _user_numbers = itertools.count()
+#: when this process spawned its first user; no operation starts after
+#: ``_started + duration``, and the shape ends a client timeout later, so Locust never
+#: has to kill a user in the middle of a request
+_started: list[float] = []
 
 
 def _worker_index() -> int:
@@ -110,6 +114,8 @@ class PaymentClient(FastHttpUser):
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
+        if not _started:
+            _started.append(time.monotonic())
         n = next(_user_numbers)
         self.process = f"w{_worker_index()}-p{os.getpid()}-u{n}"
         self.rng = random.Random(f"{SEED}/{_worker_index()}/{n}")
@@ -287,6 +293,9 @@ class PaymentClient(FastHttpUser):
     @task
     def operate(self) -> None:
         """One operation, chosen by the scenario's mix (seeded per user)."""
+        if time.monotonic() >= _started[0] + SHAPE.duration:
+            gevent.sleep(0.25)  # the load is over: let requests in flight finish
+            return
         op = self.rng.choices(self.ops, self.weights)[0]
         if self.interval is not None:
             self.late = max(0.0, time.monotonic() - self.next_at)
@@ -297,8 +306,9 @@ class DrillShape(LoadTestShape):
     """The scenario's profile (``loadtests/load_shapes.py``)."""
 
     def tick(self) -> tuple[int, float] | None:
-        users = users_at(SHAPE, self.get_run_time())
-        if users is None:
+        t = self.get_run_time()
+        users = users_at(SHAPE, min(t, SHAPE.duration - 1e-3))
+        if users is None or t >= SHAPE.duration + TIMEOUT + 1.0:
             return None
         return users, max(SHAPE.spawn_rate, 1.0) if users <= SHAPE.users else float(users)
 

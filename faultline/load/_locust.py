@@ -99,7 +99,8 @@ class LocustRun:
 
     def command(self) -> list[str]:
         """The Locust command line."""
-        run_time = max(1, int(self.duration + GRACE / 2 + 0.999))
+        # the shape ends a client timeout after the duration; --run-time is the backstop
+        run_time = max(1, int(self.duration + self.client_timeout + 4 + 0.999))
         cmd = [
             sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
             "--host", self.host, "--run-time", f"{run_time}s", "--stop-timeout", "3",
@@ -154,7 +155,8 @@ class LocustRun:
             raise LoadError("wait() before start()")
         if timeout is None:
             assert self.started_at is not None
-            timeout = max(0.0, self.started_at + self.duration + GRACE - time.monotonic())
+            timeout = max(0.0, self.started_at + self.duration + self.client_timeout + GRACE
+                          - time.monotonic())
         try:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
