@@ -8,6 +8,7 @@ chowned, never a system folder.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import glob
 import os
 import shutil
@@ -23,6 +24,7 @@ __all__ = [
     "EmbeddedPostgres",
     "EmbeddedRedis",
     "ServerStartError",
+    "die_with_parent",
     "find_binary",
     "free_port",
     "wait_for_port",
@@ -69,6 +71,24 @@ def find_binary(name: str) -> str:
     )
 
 
+_PR_SET_PDEATHSIG = 1
+try:
+    _LIBC: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)
+except OSError:  # pragma: no cover - not Linux/glibc
+    _LIBC = None
+
+
+def die_with_parent() -> None:
+    """``preexec_fn``: ask Linux to SIGKILL this child when the thread that spawned it dies.
+
+    Runs after the setuid of ``user=``, so the setting survives the credential change.
+    Elsewhere than Linux it does nothing (the launcher's sweep still covers it).
+    """
+    if _LIBC is not None:
+        with contextlib.suppress(Exception):
+            _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
 def _unprivileged() -> dict[str, object]:
     if os.geteuid() != 0:
         return {}
@@ -93,6 +113,8 @@ class EmbeddedPostgres:
     replica_of: EmbeddedPostgres | None = None
     primary_port: int | None = None
     extra_conf: dict[str, str] = field(default_factory=dict)
+    #: children die with their parent (PR_SET_PDEATHSIG); off for session-wide fixtures
+    tie_to_parent: bool = False
     user: str = "faultline"
     password: str = "faultline"
     database: str = "payments"
@@ -121,22 +143,29 @@ class EmbeddedPostgres:
             self._initdb()
         else:
             self._basebackup()
-        log = open(self.base_dir / "postgres.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [find_binary("postgres"), "-D", str(self.data_dir), "-p", str(self.port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            **_unprivileged(),  # type: ignore[arg-type]
-        )
+        self.launch()
+        if self.replica_of is None:
+            self._create_role_and_db()
+        return self
+
+    def launch(self) -> EmbeddedPostgres:
+        """Start the server on the existing data directory (also after a stop or kill)."""
+        assert self.base_dir is not None
+        with open(self.base_dir / "postgres.log", "ab") as log:
+            self.proc = subprocess.Popen(  # type: ignore[call-overload]
+                [find_binary("postgres"), "-D", str(self.data_dir), "-p", str(self.port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent if self.tie_to_parent else None,
+                **_unprivileged(),
+            )
         try:
             wait_for_port(self.port, timeout=30)
             self._wait_ready()
         except ServerStartError as exc:
             self.stop()
             raise ServerStartError(f"PostgreSQL: {exc}; see {self.base_dir}/postgres.log") from exc
-        if self.replica_of is None:
-            self._create_role_and_db()
         return self
 
     def _run(self, args: list[str], **kw: object) -> None:
@@ -174,7 +203,8 @@ class EmbeddedPostgres:
         assert primary is not None
         port = self.primary_port or primary.port
         self._run([find_binary("pg_basebackup"), "-h", LOOPBACK, "-p", str(port), "-U",
-                   "postgres", "-D", str(self.data_dir), "-R", "-X", "stream", "--no-sync"])
+                   "postgres", "-D", str(self.data_dir), "-R", "-X", "stream", "--no-sync",
+                   "--checkpoint=fast"])
         with open(self.data_dir / "postgresql.auto.conf", "a") as f:
             f.write(f"port = {self.port}\n")
             f.write("hot_standby_feedback = on\n")
@@ -227,6 +257,8 @@ class EmbeddedRedis:
     port: int = 0
     base_dir: Path | None = None
     appendonly: bool = True
+    #: the child dies with its parent (PR_SET_PDEATHSIG); off for session-wide fixtures
+    tie_to_parent: bool = False
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -238,14 +270,15 @@ class EmbeddedRedis:
             self.port = free_port()
         if self.base_dir is None:
             self.base_dir = Path(tempfile.mkdtemp(prefix="faultline-redis-"))
-        log = open(self.base_dir / "redis.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [find_binary("redis-server"), "--port", str(self.port), "--bind", LOOPBACK,
-             "--dir", str(self.base_dir), "--save", "",
-             "--appendonly", "yes" if self.appendonly else "no",
-             "--appendfsync", "everysec", "--protected-mode", "yes", "--daemonize", "no"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+        with open(self.base_dir / "redis.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                [find_binary("redis-server"), "--port", str(self.port), "--bind", LOOPBACK,
+                 "--dir", str(self.base_dir), "--save", "",
+                 "--appendonly", "yes" if self.appendonly else "no",
+                 "--appendfsync", "everysec", "--protected-mode", "yes", "--daemonize", "no"],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=die_with_parent if self.tie_to_parent else None,
+            )
         try:
             wait_for_port(self.port)
         except ServerStartError as exc:
