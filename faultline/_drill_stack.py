@@ -128,9 +128,13 @@ def _local(run_dir: Path, bugs: list[str]) -> DrillStack:
             cls = getattr(local_mod, "LocalStack", None)
     if cls is None:
         raise StackError("the local launcher (faultline.stack.LocalStack) is not available")
-    env = {"PAYMENTS_BUGS": ",".join(bugs)} if bugs else {}
-    launcher = _construct(cls, run_dir=run_dir, bugs=bugs, env=env)
-    info = launcher.start()
+    launcher = _construct(cls, run_dir=run_dir, bugs=bugs)
+    try:
+        info = launcher.start()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            launcher.stop()
+        raise
     return _describe(info, launcher, launcher.stop, "local")
 
 
