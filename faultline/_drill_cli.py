@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["register"]
+__all__ = ["SharedStack", "register"]
 
 EXIT_HARNESS = 4
 
@@ -53,19 +53,57 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_HARNESS
     worst = 0
     codes: list[tuple[Path, int]] = []
-    for path in files:
-        outcome = run_drill(path, DrillOptions(
-            seed=args.seed, duration=args.duration,
-            junit=Path(args.junit) if args.junit else None, workers=args.workers, bugs=bugs,
-            target=args.target, runs_dir=Path(args.runs_dir)))
-        codes.append((path, outcome.exit_code))
-        if outcome.exit_code == 130:
-            return 130
-        # the most severe code wins: invariant (1) over SLO (2) over pass; 3/4 likewise
-        worst = max(worst, outcome.exit_code, key=_severity)
+    shared = SharedStack()
+    try:
+        for path in files:
+            outcome = run_drill(path, DrillOptions(
+                seed=args.seed, duration=args.duration,
+                junit=Path(args.junit) if args.junit else None, workers=args.workers,
+                bugs=bugs, target=args.target, runs_dir=Path(args.runs_dir)),
+                stack_factory=shared if len(files) > 1 else None)
+            codes.append((path, outcome.exit_code))
+            if outcome.exit_code == 130:
+                return 130
+            if outcome.exit_code in (3, 4):
+                shared.close()  # a stack that failed a drill is not trusted with the next
+            # the most severe code wins: invariant (1) over SLO (2) over pass; 3/4 likewise
+            worst = max(worst, outcome.exit_code, key=_severity)
+    finally:
+        shared.close()
     if len(files) > 1:
         print("\nfaultline: " + "  ".join(f"{p.stem}={c}" for p, c in codes), file=sys.stderr)
     return worst
+
+
+class SharedStack:
+    """A stack factory that starts the stack once for consecutive drills of one
+    ``faultline run`` (same target and bugs): every drill still heals its faults, checks
+    the steady state first and excludes the transfers before its own baseline."""
+
+    def __init__(self) -> None:
+        self.stack: Any = None
+        self.key: tuple[str, tuple[str, ...]] | None = None
+        self._stop: Any = None
+
+    def __call__(self, target: str, run_dir: Path, bugs: list[str]) -> Any:
+        import dataclasses
+
+        from faultline._drill_stack import open_stack
+
+        key = (target, tuple(bugs))
+        if self.stack is None or self.key != key:
+            self.close()
+            self.stack = open_stack(target, run_dir, bugs)
+            self.key, self._stop = key, self.stack.stop
+        return dataclasses.replace(self.stack, stop=lambda: None)
+
+    def close(self) -> None:
+        stop, self.stack, self._stop = self._stop, None, None
+        if stop is not None:
+            try:
+                stop()
+            except Exception as exc:
+                print(f"faultline: stopping the stack: {exc}", file=sys.stderr)
 
 
 def _severity(code: int) -> int:

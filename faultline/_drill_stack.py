@@ -123,7 +123,7 @@ def _local(run_dir: Path, bugs: list[str]) -> DrillStack:
     cls = getattr(stack_pkg, "LocalStack", None)
     if cls is None:
         with contextlib.suppress(ImportError):
-            from faultline.stack import _local as local_mod  # type: ignore[attr-defined]
+            from faultline.stack import _local as local_mod
 
             cls = getattr(local_mod, "LocalStack", None)
     if cls is None:
