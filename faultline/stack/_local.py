@@ -546,11 +546,24 @@ class LocalStack:
             for pgid in self.state.groups.values():  # anything restarted under another pid
                 stop_group(pgid, signal.SIGTERM, timeout=2)
         finally:
+            self._keep_server_logs()
             for d in self.state.temp_dirs:
                 shutil.rmtree(d, ignore_errors=True)
             self.state.remove()
             self._info = None
             self._spawner.shutdown(wait=False)
+
+    def _keep_server_logs(self) -> None:
+        """Copy the servers' logs out of their temp dirs into ``RUN_DIR/logs``."""
+        if self.run_dir is None or str(self.run_dir) in self.state.temp_dirs:
+            return
+        servers = {"postgres": (self.primary, "postgres.log"),
+                   "replica": (self.replica, "postgres.log"), "redis": (self.redis, "redis.log")}
+        for name, (server, filename) in servers.items():
+            base = getattr(server, "base_dir", None)
+            if base is not None and (Path(base) / filename).exists():
+                with contextlib.suppress(OSError):
+                    shutil.copyfile(Path(base) / filename, self.logs_dir / f"{name}.log")
 
     def __enter__(self) -> StackInfo:
         return self.start()
