@@ -164,3 +164,21 @@ def test_sigkilled_run_is_swept_by_the_next(postgres_server: EmbeddedPostgres, t
     assert not registry.exists()
     with pytest.raises(ProxyAPIError):  # the proxy (and with it every toxic) is gone
         ProxyClient(entry["proxy_url"], timeout=1.0).toxics("api_postgres")
+
+
+def test_faultline_run_on_the_local_launcher(tmp_path: Path) -> None:
+    """The real thing: ``faultline run`` on ``faultline.stack``'s own local launcher."""
+    try:
+        from faultline.stack._local import LocalStack  # noqa: F401
+    except ImportError:
+        pytest.skip("faultline.stack's local launcher is not there yet")
+    junit = tmp_path / "drill.xml"
+    res = subprocess.run(
+        [sys.executable, "-m", "faultline", "run", str(DRILLS / "lost-ack.yaml"),
+         "--runs-dir", str(tmp_path), "--junit", str(junit)],
+        cwd=REPO, capture_output=True, text=True, timeout=400)
+    assert res.returncode == 0, res.stdout + res.stderr[-3000:]
+    assert "HELD" in res.stdout
+    assert "replay: faultline run" in res.stdout
+    assert "<testsuite" in junit.read_text()
+    assert not list((tmp_path / ".active").glob("*.json"))
