@@ -238,3 +238,16 @@ def test_a_sigkilled_owner_leaves_nothing_after_sweep(state_dir: Path, tmp_path:
         with contextlib.suppress(ProcessLookupError):
             owner.kill()
         sweep()
+
+
+def test_kill_and_start_postgres_and_restart_the_replica(stack: LocalStack) -> None:
+    info = stack.info()
+    ready = info.api_url + "/readyz"
+    stack.kill("postgres", signal.SIGKILL)
+    assert "postgres" not in stack.info().pids
+    assert wait_status(ready, None) != 200
+    stack.start("postgres")
+    assert stack.info().database_url == info.database_url  # same port
+    assert wait_status(ready, 200, timeout=30) == 200
+    stack.restart("replica")
+    assert "replica" in stack.info().pids
