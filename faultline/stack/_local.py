@@ -166,7 +166,8 @@ class LocalStack:
                  replica: bool = True, seed_args: Sequence[str] = DEFAULT_SEED,
                  proxy_seed: int | None = None, ready_timeout: float = 60.0,
                  detached: bool = False, log: Callable[[str], None] | None = None) -> None:
-        self.run_dir = Path(run_dir) if run_dir is not None else None
+        # absolute: the children run in the repository, not in our working directory
+        self.run_dir = Path(run_dir).resolve() if run_dir is not None else None
         self.bugs = [b for b in bugs if b]
         self.extra_env = dict(env or {})
         self.with_replica = replica
@@ -323,11 +324,17 @@ class LocalStack:
         self._record("proxy", self.proxy.pid)
         self.proxy_url = f"http://{LOOPBACK}:{port}"
         self.state.proxy_url = self.proxy_url
-        try:
-            wait_for_port(port, timeout=20)
-        except Exception as exc:
-            raise StackError(f"the fault proxy did not start: {exc}; last lines of {log_path}:"
-                             f"\n{_tail(log_path)}") from exc
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                wait_for_port(port, timeout=0.5)
+                return
+            except Exception as exc:
+                if self.proxy.poll() is None and time.monotonic() < deadline:
+                    continue
+                why = ("exited" if self.proxy.poll() is not None else "did not listen in 20s")
+                raise StackError(f"the fault proxy {why}; last lines of {log_path}:\n"
+                                 f"{_tail(log_path)}") from exc
 
     def _service_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PAYMENTS_")}
