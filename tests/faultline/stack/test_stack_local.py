@@ -226,6 +226,12 @@ def test_a_sigkilled_owner_leaves_nothing_after_sweep(state_dir: Path, tmp_path:
         assert all(group_alive(g) for g in groups.values())
         owner.kill()
         owner.wait(timeout=10)
+        # PR_SET_PDEATHSIG: the children die with their owner, before any sweep
+        deadline = time.monotonic() + 10
+        while any(group_alive(g) for g in groups.values()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [n for n, g in groups.items() if group_alive(g)] == []
+        assert all(Path(d).exists() for d in dirs)  # what only the sweep removes
         done = sweep()
         assert any(states[0].id in line for line in done)
         deadline = time.monotonic() + 10
