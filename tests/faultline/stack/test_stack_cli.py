@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -103,4 +104,32 @@ def test_up_detach_status_down(state_env: dict[str, str], tmp_path: Path) -> Non
         for st in StackState.all():
             if st.owner_alive():
                 os.kill(st.owner_pid, 9)
+        sweep()
+
+
+@pytest.mark.stack
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_foreground_up_stops_everything_on_ctrl_c_or_sigterm(
+        state_env: dict[str, str], tmp_path: Path, sig: int) -> None:
+    pytest.importorskip("payments.api", reason="payments services not built yet")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "faultline", "stack", "up", "--no-replica", "--run-dir",
+         str(tmp_path / "run")], cwd=REPO, env=state_env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("api"), first + (proc.stderr.read() if proc.stderr else "")
+        states = StackState.all()
+        assert len(states) == 1
+        proc.send_signal(sig)
+        assert proc.wait(timeout=60) == 0
+        assert not any(group_alive(g) for g in states[0].groups.values())
+        assert not any(Path(d).exists() for d in states[0].temp_dirs)
+        assert StackState.all() == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
         sweep()
