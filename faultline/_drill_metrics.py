@@ -73,7 +73,9 @@ class MetricsScraper:
                                     if s.labels else "")
                     values[key] = s.value
                 if s.name == BREAKER_METRIC:
-                    self._breaker(now, service, labels.get("name", "?"), s.value)
+                    name = labels.get("breaker") or labels.get("name") or ",".join(
+                        f"{k}={v}" for k, v in s.labels) or "?"
+                    self._breaker(now, service, name, s.value)
             lines.append(json.dumps({"time_ns": now, "service": service, "up": 1,
                                      "values": values}))
         with self._lock:
