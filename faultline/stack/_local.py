@@ -224,6 +224,9 @@ class LocalStack:
             return self.info()
         if self._info is not None:
             return self._info
+        if self._stopped:
+            raise StackError("this LocalStack was stopped; make a new one to start again")
+        self._check_bugs()
         for line in sweep():
             self.log(f"swept: {line}")
         t0 = time.monotonic()
@@ -241,6 +244,18 @@ class LocalStack:
         self.startup_seconds = time.monotonic() - t0
         self.log(f"stack up in {self.startup_seconds:.1f}s")
         return info
+
+    def _check_bugs(self) -> None:
+        """Unknown bug names fail here, not as five services dying at start."""
+        if not self.bugs:
+            return
+        try:
+            from payments.bugs import BUGS
+        except ImportError:
+            return
+        unknown = sorted(set(self.bugs) - set(BUGS))
+        if unknown:
+            raise StackError(f"unknown bug(s) {', '.join(unknown)}; known: {', '.join(sorted(BUGS))}")
 
     def _start_all(self) -> StackInfo:
         if self.run_dir is None:

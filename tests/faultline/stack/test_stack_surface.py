@@ -58,3 +58,13 @@ def test_external_stack_names_what_is_missing() -> None:
 def test_local_stack_refuses_control_before_start() -> None:
     with pytest.raises(StackError, match="not running"):
         LocalStack().kill("worker-1")
+
+
+def test_bugs_pass_through_to_every_service_and_unknown_ones_fail_early() -> None:
+    pytest.importorskip("payments.bugs")
+    env = LocalStack(bugs=["outbox_outside_tx", "relay_drops_on_error"],
+                     env={"PAYMENTS_WORKER_CLAIM_IDLE_MS": "1500"})._service_env()
+    assert env["PAYMENTS_BUGS"] == "outbox_outside_tx,relay_drops_on_error"
+    assert env["PAYMENTS_WORKER_CLAIM_IDLE_MS"] == "1500"
+    with pytest.raises(StackError, match="unknown bug"):
+        LocalStack(bugs=["no_such_bug"]).start()
