@@ -206,10 +206,12 @@ class _Drill:
 
     def start_stack(self) -> DrillStack:
         self.phase = "stack"
-        self.say(f"starting the {self.target} stack"
+        self.say(f"stack: {self.target}"
                  + (f" with bugs {','.join(self.opts.bugs)}" if self.opts.bugs else ""))
+        began = time.monotonic()
         stack = self.factory(self.target, self.run_dir, list(self.opts.bugs))
         self.stack = stack
+        self.say(f"stack ready in {time.monotonic() - began:.1f}s: api {stack.api_url}")
         register_run(self.registry, proxy_url=stack.proxy_url, pids=stack.pids)
         (self.run_dir / "stack.json").write_text(json.dumps(stack.seed, indent=2))
         return stack
