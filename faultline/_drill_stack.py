@@ -160,10 +160,19 @@ def _compose(run_dir: Path, bugs: list[str]) -> DrillStack:
 def _external(run_dir: Path, bugs: list[str]) -> DrillStack:
     if bugs:
         raise StackError("--bugs needs a stack the drill starts (local or compose)")
+    import faultline.stack as stack_pkg
+
+    launcher_cls = getattr(stack_pkg, "ExternalStack", None)
+    if launcher_cls is not None:
+        try:
+            attached = launcher_cls().start()
+        except Exception as exc:
+            raise StackError(f"external stack: {exc}") from exc
+        return _describe(attached, None, lambda: None, "external")
     env = os.environ
     path = env.get("FAULTLINE_STACK_JSON")
     data: dict[str, Any] = json.loads(Path(path).read_text()) if path else {}
-    info = {
+    info: dict[str, Any] = {
         "api_url": env.get("FAULTLINE_API_URL", data.get("api_url")),
         "database_url": env.get("FAULTLINE_DATABASE_URL", data.get("database_url")),
         "redis_url": env.get("FAULTLINE_REDIS_URL", data.get("redis_url")),
