@@ -25,11 +25,19 @@ class HistoryLog:
     """Append-only history file of this process; ``invoke`` then one completion per op."""
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
-        self.path = Path(directory) / f"history-{os.getpid()}.jsonl"
+        self.directory = Path(directory)
         self._file: TextIO | None = None
+        self._pid = 0
         self._index = 0
 
+    @property
+    def path(self) -> Path:
+        """This process's file (Locust ``--processes`` forks after the import)."""
+        return self.directory / f"history-{os.getpid()}.jsonl"
+
     def _out(self) -> TextIO:
+        if self._pid != os.getpid():  # a forked worker: its own file, its own index
+            self._file, self._pid, self._index = None, os.getpid(), 0
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - lives with the process
@@ -39,9 +47,9 @@ class HistoryLog:
         """Stamp ``index``, ``time`` (monotonic ns) and ``wall`` unless given; append."""
         line.setdefault("time", time.monotonic_ns())
         line.setdefault("wall", time.time())
+        out = self._out()
         line["index"] = self._index
         self._index += 1
-        out = self._out()
         out.write(json.dumps(line, separators=(",", ":"), default=str) + "\n")
         out.flush()
         return line
