@@ -80,7 +80,8 @@ class SharedStack:
     ``faultline run`` (same target and bugs): every drill still heals its faults, checks
     the steady state first and excludes the transfers before its own baseline."""
 
-    def __init__(self) -> None:
+    def __init__(self, factory: Any = None) -> None:
+        self.factory = factory
         self.stack: Any = None
         self.key: tuple[str, tuple[str, ...]] | None = None
         self._stop: Any = None
@@ -93,7 +94,7 @@ class SharedStack:
         key = (target, tuple(bugs))
         if self.stack is None or self.key != key:
             self.close()
-            self.stack = open_stack(target, run_dir, bugs)
+            self.stack = (self.factory or open_stack)(target, run_dir, bugs)
             self.key, self._stop = key, self.stack.stop
         return dataclasses.replace(self.stack, stop=lambda: None)
 

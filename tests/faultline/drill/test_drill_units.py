@@ -271,3 +271,72 @@ def test_stored_run_is_rechecked(tmp_path: Path) -> None:
     assert rep.returncode == 0
     assert (run / "report.html").exists()
     assert (run / "junit.xml").exists()
+
+
+def test_shared_stack_starts_once_per_target_and_bugs(tmp_path: Path) -> None:
+    from faultline._drill_cli import SharedStack
+    from faultline._drill_stack import DrillStack
+
+    started: list[tuple[str, tuple[str, ...]]] = []
+    stopped: list[int] = []
+
+    def factory(target: str, run_dir: Path, bugs: list[str]) -> DrillStack:
+        started.append((target, tuple(bugs)))
+        n = len(started)
+        return DrillStack(api_url="http://127.0.0.1:1", database_url="", redis_url="",
+                          proxy_url=None, metrics_urls={}, seed={},
+                          stop=lambda: stopped.append(n))
+
+    shared = SharedStack(factory)
+    a = shared("local", tmp_path, [])
+    a.stop()  # a drill's stop() leaves the shared stack running
+    shared("local", tmp_path, [])
+    assert started == [("local", ())]
+    assert stopped == []
+    shared("local", tmp_path, ["audit_chain_skip"])
+    assert stopped == [1]
+    shared.close()
+    shared.close()
+    assert stopped == [1, 2]
+
+
+def test_converged() -> None:
+    from faultline._runner import converged
+
+    state: dict[str, Any] = {
+        "outbox": [{"event_id": "e1", "published_at": None}],
+        "processed_events": [], "dead_letters": [],
+        "accounts": [{"id": "a", "balance": 5}], "projections": [{"account_id": "a", "balance": 0}],
+    }
+    assert converged(state) == ["1 outbox row(s) unpublished", "1 event(s) not applied",
+                                "projections differ from the ledger by 5 in total"]
+    state["outbox"][0]["published_at"] = "now"
+    state["processed_events"] = [{"event_id": "e1"}]
+    state["projections"][0]["balance"] = 5
+    assert converged(state) == []
+
+
+def test_history_log_per_process(tmp_path: Path) -> None:
+    import os
+
+    from history_log import HistoryLog
+
+    log = HistoryLog(tmp_path)
+    log.write({"type": "invoke", "process": "p"})
+    pid = os.fork()
+    if pid == 0:  # a forked Locust worker
+        try:
+            log.write({"type": "invoke", "process": "child"})
+            log.close()
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    log.write({"type": "ok", "process": "p"})
+    log.close()
+    files = sorted(tmp_path.glob("history-*.jsonl"))
+    assert len(files) == 2
+    lines = {f.name: [json.loads(x) for x in f.read_text().splitlines()] for f in files}
+    mine = lines[f"history-{os.getpid()}.jsonl"]
+    assert [x["index"] for x in mine] == [0, 1]
+    child = lines[f"history-{pid}.jsonl"]
+    assert [(x["index"], x["process"]) for x in child] == [(0, "child")]
