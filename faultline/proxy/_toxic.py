@@ -55,6 +55,34 @@ def derive_rng(seed: int | None, proxy: str, ordinal: int, toxic: str) -> random
     return random.Random(f"{seed}\x1f{proxy}\x1f{ordinal}\x1f{toxic}")
 
 
+class _TimerLateness:
+    """How late the event loop's timers fire, as a moving average (seconds).
+
+    A loop timer wakes a little after its deadline (timer slack, a busy loop, a loaded
+    machine); on a shared CI box that was measured at 2-3 ms per sleep, which would
+    make a 30 ms latency toxic add 33 ms. Toxic sleeps ask to wake this much earlier,
+    so the delay users configure is the delay the bytes see, at the median. Bounded,
+    so a burst of load cannot make sleeps end far too early.
+    """
+
+    __slots__ = ("estimate",)
+    CAP = 0.002
+    WEIGHT = 0.125
+
+    def __init__(self) -> None:
+        self.estimate = 0.0
+
+    def lead(self, delay: float) -> float:
+        return min(self.estimate, delay, self.CAP)
+
+    def observe(self, late: float) -> None:
+        late = min(max(late, 0.0), 4 * self.CAP)
+        self.estimate += (late - self.estimate) * self.WEIGHT
+
+
+_lateness = _TimerLateness()
+
+
 def _done(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
@@ -88,13 +116,17 @@ class ToxicStub:
             return
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
-        handle = loop.call_later(delay, _done, fut)
+        asked = delay - _lateness.lead(delay)
+        start = monotonic()
+        handle = loop.call_later(asked, _done, fut)
         self.waiters.add(fut)
         try:
             await fut
         finally:
             handle.cancel()
             self.waiters.discard(fut)
+        if not self.removed:
+            _lateness.observe(monotonic() - start - asked)
 
     def detach(self) -> None:
         """Mark removed, cancel timers, wake every sleeper."""

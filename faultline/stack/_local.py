@@ -485,12 +485,15 @@ class LocalStack:
                 proc.wait(timeout=5)
 
     def pause(self, service: str) -> None:
-        """SIGSTOP the service's whole process group."""
+        """SIGSTOP the service's whole process group; returns once the kernel shows the
+        group leader stopped (signal delivery is asynchronous, and a drill's timeline
+        must not record a pause that has not happened yet)."""
         self._check(service)
         proc = self._proc(service)
         if proc is None or proc.poll() is not None:
             raise StackError(f"{service} is not running")
         os.killpg(proc.pid, signal.SIGSTOP)
+        wait_stopped(proc.pid)
 
     def resume(self, service: str) -> None:
         """SIGCONT the service's whole process group."""
@@ -592,3 +595,19 @@ class LocalStack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def wait_stopped(pid: int, timeout: float = 2.0) -> bool:
+    """Wait until ``/proc/PID/stat`` shows the process stopped (``T``); False on timeout
+    or when the process is gone."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        if stat.rsplit(")", 1)[1].split()[0] in ("T", "t"):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.002)
