@@ -141,19 +141,26 @@ class Relay:
         backoff = 0.05
         loop = asyncio.get_running_loop()
         next_gauge = 0.0
+        failures = (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError,
+                    TimeoutError, CircuitOpenError)
         while not stop.is_set():
             try:
                 n = await self.publish_batch()
-                if loop.time() >= next_gauge:
-                    await self.update_backlog()
-                    next_gauge = loop.time() + 1.0
                 backoff, self.healthy = 0.05, True
-            except (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError,
-                    TimeoutError, CircuitOpenError) as exc:
+            except failures as exc:
                 ERRORS.labels(type(exc).__name__).inc()
                 log.warning("relay iteration failed: %s", type(exc).__name__)
                 self._verified, self.healthy = False, False
-                n = 0
+                n = -1
+            # The backlog is exported also while publishing fails (Redis down: exactly
+            # when the outbox backs up and its alert must fire).
+            if loop.time() >= next_gauge:
+                next_gauge = loop.time() + 1.0
+                try:
+                    await self.update_backlog()
+                except failures as exc:
+                    ERRORS.labels(type(exc).__name__).inc()
+            if n < 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), backoff)
                 backoff = min(backoff * 2, 1.0)

@@ -1,4 +1,4 @@
-"""The compose files keep their promises (no engine needed; runs with the compose drills)."""
+"""The compose files keep their promises (no engine needed; runs in the main suite)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """ContainerNemesis against a fake Docker SDK client: the bookkeeping of faults and heals
-(runs with the compose drills; disconnect/connect is only exercised here, since the CI
+(runs in the main suite, no engine needed; disconnect/connect is only exercised here, since the CI
 engine has host networking only)."""
 
 from __future__ import annotations

@@ -1,9 +1,12 @@
 """Short drills against a real local stack: the correct stack holds, every deliberate bug
 is caught by the right checker, and a SIGKILLed run is swept by the next one.
 
-Slow by nature (each drill: stack start, steady-state probe, 12 s of load, settle):
-about 35 s each. The stack is ``faultline.stack``'s local launcher when it is there
-(``FAULTLINE_DRILL_STACK=launcher``), else the stand-in of ``local_stack.py``.
+Slow by nature (each drill: stack start, steady-state probe, 12-16 s of load, settle):
+about 30-40 s each. The stack is ``faultline.stack``'s local launcher, the one
+``faultline run`` uses (``FAULTLINE_DRILL_STACK=standin`` selects the lighter stand-in of
+``local_stack.py``). The SIGKILL test uses the stand-in on purpose: its processes do not
+die with their runner (as with a compose or external stack, unlike the launcher's
+PDEATHSIG children), so it shows the next run sweeping what a killed run left.
 """
 
 from __future__ import annotations
@@ -45,10 +48,10 @@ BUG_MATRIX: dict[str, tuple[str, str]] = {
 
 
 @pytest.fixture(scope="module")
-def factory(postgres_server: EmbeddedPostgres) -> Any:
-    if os.environ.get("FAULTLINE_DRILL_STACK") == "launcher":
-        return open_stack
-    return StandInStack(postgres_server)
+def factory(request: pytest.FixtureRequest) -> Any:
+    if os.environ.get("FAULTLINE_DRILL_STACK") == "standin":
+        return StandInStack(request.getfixturevalue("postgres_server"))
+    return open_stack
 
 
 def _drill(name: str, factory: Any, tmp_path: Path, bugs: list[str] | None = None) -> DrillOutcome:
