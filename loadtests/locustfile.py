@@ -8,13 +8,23 @@ monkey-patches the process with gevent). Everything comes from the environment:
                                rate, mix, spike)
 ``FAULTLINE_STACK``            path of the seed JSON (contracts §4: merchants, api keys,
                                account ids)
-``FAULTLINE_HISTORY_DIR``      where this process writes ``history-<pid>.jsonl``
+``FAULTLINE_HISTORY_DIR``      where this process writes ``history-<pid>.jsonl``;
+                               unset on a remote worker, whose lines go to the master
 ``FAULTLINE_SEED``             seeds every user's choices (operation, accounts, amounts)
 ``FAULTLINE_CLIENT_TIMEOUT``   seconds before a request is abandoned (``info``), 2.0
 ``FAULTLINE_CURRENCY``         EUR
 ``FAULTLINE_PARENT_PID``       the drill runner; when it dies, this load stops itself
 ``FAULTLINE_RACES``            fraction of transfers sent as a concurrent pair, 0.04
+``FAULTLINE_WORKER_READY``     (remote worker) a file created once the master answered
+``FAULTLINE_CLOCK_SKEW_NS``    TEST ONLY: added to this process's history clock
 =============================  ==========================================================
+
+Distributed (``faultline run --master`` + ``faultline load-worker`` elsewhere): the master
+runs the shape and no users; it hands the drill's settings (load, seed, client
+timeout, the seed merchants) to its workers with every spawn message (a Locust custom
+argument, ``--faultline-drill``), and a remote worker (a Locust worker without
+``FAULTLINE_HISTORY_DIR``) sends its history to the master (``history_relay.py``),
+which writes it into the run's history directory on its own clock.
 
 Operations (contracts §6): ``transfer`` (fresh idempotency key), ``replay`` (same key,
 same body — also how a client retries after an unknown outcome), ``replay_diff`` (same
@@ -41,8 +51,10 @@ from __future__ import annotations
 import errno
 import itertools
 import json
+import logging
 import os
 import random
+import socket
 import sys
 import time
 import uuid
@@ -58,6 +70,7 @@ from locust.contrib.fasthttp import FastHttpUser
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from history_log import HistoryLog
+from history_relay import install_master, install_worker
 from load_shapes import ShapeSpec, users_at
 
 OPERATIONS = ("transfer", "replay", "replay_diff", "balance", "statement")
@@ -70,30 +83,72 @@ def _env_json(name: str, default: Any) -> Any:
     return json.loads(raw) if raw else default
 
 
-LOAD: dict[str, Any] = _env_json("FAULTLINE_LOAD", {"profile": "steady", "users": 2, "duration": 10})
-SHAPE = ShapeSpec.from_load(LOAD)
-SEED = int(os.environ.get("FAULTLINE_SEED", "0"))
-TIMEOUT = float(os.environ.get("FAULTLINE_CLIENT_TIMEOUT", "2.0"))
-CURRENCY = os.environ.get("FAULTLINE_CURRENCY", "EUR")
-RACES = float(os.environ.get("FAULTLINE_RACES", "0.04"))
-MIX = {k: float(v) for k, v in (LOAD.get("mix") or DEFAULT_MIX).items() if float(v) > 0}
-RATE = LOAD.get("rate")
-_stack_path = os.environ.get("FAULTLINE_STACK")
-MERCHANTS: list[dict[str, Any]] = (
-    json.loads(Path(_stack_path).read_text())["merchants"] if _stack_path else []
-)
-HISTORY = HistoryLog(os.environ.get("FAULTLINE_HISTORY_DIR", "."))
+class DrillSettings:
+    """What the users need from the drill: from the environment, or, on a remote worker,
+    from the master (:meth:`to_dict` travels in Locust's spawn message)."""
+
+    def __init__(self, load: dict[str, Any], seed: int = 0, timeout: float = 2.0,
+                 currency: str = "EUR", races: float = 0.04,
+                 merchants: list[dict[str, Any]] | None = None) -> None:
+        self.load = load
+        self.shape = ShapeSpec.from_load(load)
+        self.seed = seed
+        self.timeout = timeout
+        self.currency = currency
+        self.races = races
+        self.merchants = list(merchants or [])
+        self.mix = {k: float(v) for k, v in (load.get("mix") or DEFAULT_MIX).items()
+                    if float(v) > 0}
+        self.rate = load.get("rate")
+
+    @classmethod
+    def from_env(cls) -> DrillSettings:
+        stack = os.environ.get("FAULTLINE_STACK")
+        return cls(
+            load=_env_json("FAULTLINE_LOAD", {"profile": "steady", "users": 2, "duration": 10}),
+            seed=int(os.environ.get("FAULTLINE_SEED", "0")),
+            timeout=float(os.environ.get("FAULTLINE_CLIENT_TIMEOUT", "2.0")),
+            currency=os.environ.get("FAULTLINE_CURRENCY", "EUR"),
+            races=float(os.environ.get("FAULTLINE_RACES", "0.04")),
+            merchants=json.loads(Path(stack).read_text())["merchants"] if stack else [],
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"load": self.load, "seed": self.seed, "timeout": self.timeout,
+                "currency": self.currency, "races": self.races, "merchants": self.merchants}
+
+
+DRILL = DrillSettings.from_env()
+HISTORY_DIR = os.environ.get("FAULTLINE_HISTORY_DIR")
+HISTORY = HistoryLog(HISTORY_DIR or ".")
 _user_numbers = itertools.count()
 #: when this process spawned its first user; no operation starts after
 #: ``_started + duration``, and the shape ends a client timeout later, so Locust never
 #: has to kill a user in the middle of a request
 _started: list[float] = []
+#: seconds without a heartbeat of the master before a remote worker gives up
+MASTER_SILENCE = 15.0
 
 
-def _worker_index() -> int:
-    # every process of ``--processes N`` gets its own history file anyway; the index
-    # only makes process names readable
-    return int(os.environ.get("LOCUST_WORKER_INDEX", "0") or 0)
+def _is_remote_worker(environment: Any) -> bool:
+    """A Locust worker that cannot write into the run's history directory."""
+    from locust.runners import WorkerRunner
+
+    return isinstance(environment.runner, WorkerRunner) and not HISTORY_DIR
+
+
+def _worker_index(environment: Any) -> int:
+    """0 for a single process; the master numbers its workers (forked or remote)."""
+    return max(0, int(getattr(environment.runner, "worker_index", 0) or 0))
+
+
+def _process_prefix(environment: Any) -> str:
+    """Unique per process across machines (the worker index is unique per master)."""
+    index = _worker_index(environment)
+    if _is_remote_worker(environment):
+        host = "".join(c if c.isalnum() else "_" for c in socket.gethostname())[:32]
+        return f"w{index}-{host}-p{os.getpid()}"
+    return f"w{index}-p{os.getpid()}"
 
 
 @dataclass(slots=True)
@@ -108,8 +163,8 @@ class Outcome:
 class PaymentClient(FastHttpUser):
     """A merchant's backend calling the payments api."""
 
-    network_timeout = TIMEOUT
-    connection_timeout = TIMEOUT
+    network_timeout = DRILL.timeout
+    connection_timeout = DRILL.timeout
     max_retries = 0
 
     def __init__(self, environment: Any) -> None:
@@ -117,16 +172,18 @@ class PaymentClient(FastHttpUser):
         if not _started:
             _started.append(time.monotonic())
         n = next(_user_numbers)
-        self.process = f"w{_worker_index()}-p{os.getpid()}-u{n}"
-        self.rng = random.Random(f"{SEED}/{_worker_index()}/{n}")
-        self.merchant = MERCHANTS[n % len(MERCHANTS)] if MERCHANTS else {"id": "", "accounts": []}
+        prefix = _process_prefix(environment)
+        self.process = f"{prefix}-u{n}"
+        self.rng = random.Random(f"{DRILL.seed}/{_worker_index(environment)}/{n}")
+        merchants = DRILL.merchants
+        self.merchant = merchants[n % len(merchants)] if merchants else {"id": "", "accounts": []}
         self.auth = {"Authorization": f"Bearer {self.merchant.get('api_key', '')}"}
         self.accounts: list[str] = list(self.merchant.get("accounts", []))
         self.done: deque[tuple[str, dict[str, Any]]] = deque(maxlen=64)
-        self.ops = list(MIX)
-        self.weights = [MIX[o] for o in self.ops]
-        users = max(SHAPE.users, 1)
-        self.interval = users / float(RATE) if RATE else None
+        self.ops = list(DRILL.mix)
+        self.weights = [DRILL.mix[o] for o in self.ops]
+        users = max(DRILL.shape.users, 1)
+        self.interval = users / float(DRILL.rate) if DRILL.rate else None
         self.next_at = time.monotonic()
         self.late = 0.0
 
@@ -204,7 +261,7 @@ class PaymentClient(FastHttpUser):
         src, dst = self.rng.sample(self.accounts, 2)
         return {"from_account": src, "to_account": dst,
                 "amount": amount if amount is not None else self.rng.randint(1, 500),
-                "currency": CURRENCY}
+                "currency": DRILL.currency}
 
     def _value(self, body: dict[str, Any]) -> dict[str, Any]:
         return {**body, "merchant_id": self.merchant.get("id")}
@@ -230,10 +287,10 @@ class PaymentClient(FastHttpUser):
         if len(self.accounts) < 2:
             return
         pick = self.rng.random()
-        if pick < RACES / 2:
+        if pick < DRILL.races / 2:
             self.double_submit()
             return
-        if pick < RACES:
+        if pick < DRILL.races:
             self.withdrawal_race()
             return
         body = self._transfer_body()
@@ -259,7 +316,7 @@ class PaymentClient(FastHttpUser):
             return
         others = [a for a in self.accounts if a != src]
         bodies = [{"from_account": src, "to_account": self.rng.choice(others), "amount": balance,
-                   "currency": CURRENCY} for _ in range(2)]
+                   "currency": DRILL.currency} for _ in range(2)]
         keys = [f"t-{uuid.uuid4()}" for _ in bodies]
         racers = [gevent.spawn(self._post, "transfer", keys[0], bodies[0]),
                   gevent.spawn(self._post, "transfer", keys[1], bodies[1], f"{self.process}b")]
@@ -293,7 +350,7 @@ class PaymentClient(FastHttpUser):
     @task
     def operate(self) -> None:
         """One operation, chosen by the scenario's mix (seeded per user)."""
-        if time.monotonic() >= _started[0] + SHAPE.duration:
+        if time.monotonic() >= _started[0] + DRILL.shape.duration:
             gevent.sleep(0.25)  # the load is over: let requests in flight finish
             return
         op = self.rng.choices(self.ops, self.weights)[0]
@@ -307,10 +364,11 @@ class DrillShape(LoadTestShape):
 
     def tick(self) -> tuple[int, float] | None:
         t = self.get_run_time()
-        users = users_at(SHAPE, min(t, SHAPE.duration - 1e-3))
-        if users is None or t >= SHAPE.duration + TIMEOUT + 1.0:
+        shape = DRILL.shape
+        users = users_at(shape, min(t, shape.duration - 1e-3))
+        if users is None or t >= shape.duration + DRILL.timeout + 1.0:
             return None
-        return users, max(SHAPE.spawn_rate, 1.0) if users <= SHAPE.users else float(users)
+        return users, max(shape.spawn_rate, 1.0) if users <= shape.users else float(users)
 
 
 def _watch_parent(environment: Any) -> None:
@@ -332,9 +390,51 @@ def _watch_parent(environment: Any) -> None:
             pass
 
 
+def _watch_master(environment: Any) -> None:
+    runner = environment.runner
+    while True:
+        gevent.sleep(1.0)
+        last = runner.last_heartbeat_timestamp
+        if last is not None and time.time() - last > MASTER_SILENCE:
+            logging.error("faultline: no heartbeat from the Locust master for %gs; quitting",
+                          MASTER_SILENCE)
+            environment.process_exit_code = 1
+            runner.quit()
+            return
+
+
+@events.init_command_line_parser.add_listener
+def _on_parser(parser: Any) -> None:
+    parser.add_argument("--faultline-drill", default="", include_in_web_ui=False,
+                        help="set by the master: the drill's settings for remote workers")
+
+
 @events.init.add_listener
 def _on_init(environment: Any, **_kw: Any) -> None:
+    from locust.runners import MasterRunner
+
     gevent.spawn(_watch_parent, environment)
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
+        # custom arguments ride along with every spawn message to the workers
+        environment.parsed_options.faultline_drill = json.dumps(DRILL.to_dict())
+        if HISTORY_DIR:
+            install_master(environment, Path(HISTORY_DIR))
+    elif _is_remote_worker(environment):
+        install_worker(environment, HISTORY)
+        gevent.spawn(_watch_master, environment)
+        ready = os.environ.get("FAULTLINE_WORKER_READY")
+        if ready:
+            Path(ready).write_text(runner.client_id)
+
+
+@events.test_start.add_listener
+def _on_test_start(environment: Any, **_kw: Any) -> None:
+    global DRILL
+    drill = getattr(environment.parsed_options, "faultline_drill", "")
+    if drill and _is_remote_worker(environment):
+        DRILL = DrillSettings(**json.loads(drill))
+        PaymentClient.network_timeout = PaymentClient.connection_timeout = DRILL.timeout
 
 
 @events.quitting.add_listener

@@ -8,6 +8,12 @@ process into ``history_dir``; :func:`faultline.load.merge_histories` joins them.
 Bounds: only a ``127.0.0.1`` target is accepted; the run ends by the load shape at the
 scenario's duration, Locust's own ``--run-time`` a little later, and a hard kill of the
 process group after that, whatever happens.
+
+With a :class:`LocustMaster`, the subprocess is a Locust master that runs no users
+itself: it waits (bounded) for ``expect_workers`` workers, which
+``faultline load-worker`` starts on other machines, drives the shape, and writes the
+history its workers send over Locust's channel into ``history_dir``
+(``loadtests/history_relay.py``), one file per worker, on this machine's clock.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["LOCUSTFILE", "LoadError", "LoadProgress", "LocustRun", "check_target"]
+__all__ = ["LOCUSTFILE", "LoadError", "LoadProgress", "LocustMaster", "LocustRun", "check_target"]
 
 #: the drills' locustfile (the repository's ``loadtests/``)
 LOCUSTFILE = Path(__file__).resolve().parents[2] / "loadtests" / "locustfile.py"
@@ -33,6 +39,10 @@ MAX_USERS = 2000
 MAX_DURATION = 6 * 3600.0
 #: seconds Locust gets after the shape ends before it is stopped, then killed
 GRACE = 10.0
+#: Locust's default master port
+MASTER_PORT = 5557
+#: seconds a master waits for its last history lines (``history_relay.FINISH_TIMEOUT``)
+FINISH_WAIT = 10.0
 
 
 class LoadError(RuntimeError):
@@ -46,6 +56,45 @@ def check_target(url: str) -> str:
     if parts.scheme not in ("http", "https") or parts.hostname != "127.0.0.1":
         raise LoadError(f"refusing to load {url!r}: drills only target http://127.0.0.1:PORT")
     return url.rstrip("/")
+
+
+@dataclass(frozen=True, slots=True)
+class LocustMaster:
+    """Run the load as a Locust master for workers on other machines.
+
+    The master binds ``bind_host:bind_port``: 127.0.0.1 by default, which remote workers
+    reach through a tunnel (``ssh -L``). Locust's master/worker protocol has no
+    authentication and no encryption: whoever reaches a wider ``bind_host`` can join the
+    drill as a worker, read its settings (the stack's seed api keys) and send history
+    lines that the verdict is computed from. Widen it only on a trusted network.
+    """
+
+    expect_workers: int = 1
+    bind_host: str = "127.0.0.1"
+    bind_port: int = MASTER_PORT
+    #: seconds to wait for every worker to connect
+    workers_timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.expect_workers <= 256:
+            raise LoadError("--expect-workers must be between 1 and 256")
+        if not 1 <= self.bind_port <= 65535:
+            raise LoadError(f"--master-bind-port {self.bind_port} is not a port")
+        if not 0 < self.workers_timeout <= 3600:
+            raise LoadError("--workers-timeout must be between 0 and 3600 seconds")
+        if not self.bind_host or any(c.isspace() for c in self.bind_host):
+            raise LoadError(f"--master-bind-host {self.bind_host!r} is not a host")
+
+    @property
+    def loopback(self) -> bool:
+        return self.bind_host in ("127.0.0.1", "localhost", "::1")
+
+    def arguments(self) -> list[str]:
+        """Locust's command-line arguments for this master."""
+        return ["--master", "--expect-workers", str(self.expect_workers),
+                "--expect-workers-max-wait", f"{self.workers_timeout:g}",
+                "--master-bind-host", self.bind_host,
+                "--master-bind-port", str(self.bind_port)]
 
 
 @dataclass(slots=True)
@@ -63,7 +112,8 @@ class LocustRun:
 
     ``load`` is the scenario's load as JSON (``Scenario.load.model_dump(by_alias=True)``),
     ``stack_file`` the seed JSON, ``history_dir`` where the history files go. ``workers``
-    > 1 runs Locust with ``--processes N`` (one master, N forked workers).
+    > 1 runs Locust with ``--processes N`` (one master, N forked workers); ``master``
+    makes it a master for remote workers instead.
     """
 
     host: str
@@ -75,6 +125,7 @@ class LocustRun:
     client_timeout: float = 2.0
     log_file: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    master: LocustMaster | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
     started_at: float | None = field(default=None, init=False)
     _offsets: dict[Path, int] = field(default_factory=dict, init=False)
@@ -92,6 +143,9 @@ class LocustRun:
             raise LoadError(f"load duration must be between 0 and {MAX_DURATION:g}s")
         if not 1 <= self.workers <= 64:
             raise LoadError("--workers must be between 1 and 64")
+        if self.master is not None and self.workers > 1:
+            raise LoadError("--workers runs local processes; with --master the workers are "
+                            "`faultline load-worker`s (use --expect-workers)")
 
     @property
     def duration(self) -> float:
@@ -108,6 +162,8 @@ class LocustRun:
         ]
         if self.workers > 1:
             cmd += ["--processes", str(self.workers)]
+        if self.master is not None:
+            cmd += self.master.arguments()
         return cmd
 
     def environment(self) -> dict[str, str]:
@@ -156,7 +212,7 @@ class LocustRun:
         if timeout is None:
             assert self.started_at is not None
             timeout = max(0.0, self.started_at + self.duration + self.client_timeout + GRACE
-                          - time.monotonic())
+                          + self.startup_allowance - time.monotonic())
         try:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -177,6 +233,71 @@ class LocustRun:
         # forked workers may outlive their master by a moment: end the whole group
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
+
+    @property
+    def startup_allowance(self) -> float:
+        """Seconds the load may take to begin (a master waits for its workers) and, for
+        a master, to collect its workers' last lines at the end."""
+        if self.master is None:
+            return 0.0
+        return self.master.workers_timeout + FINISH_WAIT
+
+    def wait_started(self, timeout: float = 30.0) -> None:
+        """Return once the first history line is written; :class:`LoadError` if Locust
+        ends or ``timeout`` (plus a master's ``workers_timeout``) passes first. A master
+        whose workers did not all come says how many did."""
+        if self.proc is None:
+            raise LoadError("wait_started() before start()")
+        deadline = time.monotonic() + timeout + (self.master.workers_timeout if self.master else 0)
+        while not any(f.stat().st_size for f in self.history_files()):
+            if not self.running() or time.monotonic() > deadline:
+                if self.master is not None:
+                    self.stop()
+                    raise LoadError(self._missing_workers())
+                raise LoadError(f"the load did not start (see {self.log_file})")
+            time.sleep(0.05)
+
+    def workers_status(self) -> dict[str, Any]:
+        """A master's ``workers.json``: ``connected`` worker ids, and per remote worker
+        its history file, lines, clock ``offset_ns`` and whether its ``final`` lines came."""
+        try:
+            return dict(json.loads((self.history_dir / "workers.json").read_text()))
+        except (OSError, ValueError):
+            return {}
+
+    def connected_workers(self) -> list[str]:
+        """Worker ids that reported to the master so far."""
+        return list(self.workers_status().get("connected") or [])
+
+    def unfinished_workers(self) -> list[str]:
+        """Remote workers whose last lines never reached the master (lost mid-run?)."""
+        remote = self.workers_status().get("remote") or {}
+        return [w for w, status in remote.items() if not status.get("final")]
+
+    def _missing_workers(self) -> str:
+        assert self.master is not None
+        assert self.started_at is not None
+        m = self.master
+        code = self.proc.poll() if self.proc is not None else None
+        if code is not None and time.monotonic() - self.started_at < m.workers_timeout:
+            return (f"the Locust master on {m.bind_host}:{m.bind_port} ended (exit {code}) "
+                    f"before its workers came: {self._last_log_line()}")
+        got = len(self.connected_workers())
+        if got >= m.expect_workers:
+            return (f"the Locust master's {got} worker(s) connected but no operation was "
+                    f"recorded (see {self.log_file})")
+        return (f"only {got} of {m.expect_workers} load worker(s) connected to the Locust "
+                f"master on {m.bind_host}:{m.bind_port} within {m.workers_timeout:g}s; start "
+                f"them on the load machines with `faultline load-worker --master-host HOST "
+                f"--master-port {m.bind_port}` (see {self.log_file})")
+
+    def _last_log_line(self) -> str:
+        try:
+            lines = Path(self.log_file or os.devnull).read_text(errors="replace").splitlines()
+        except OSError:
+            lines = []
+        last = next((x.strip() for x in reversed(lines) if x.strip()), "")
+        return f"{last[:300]} (see {self.log_file})" if last else f"see {self.log_file}"
 
     def history_files(self) -> list[Path]:
         """The history files written so far."""
