@@ -1,4 +1,5 @@
-"""``faultline run | list | validate | check | report``: the drill engine's subcommands.
+"""``faultline run | list | validate | check | report | load-worker``: the drill engine's
+subcommands.
 
 Every function returns an exit code (0 held, 1 invariant violated, 2 SLO missed, 3
 steady state failed, 4 harness or scenario error) and prints errors, never tracebacks.
@@ -51,6 +52,11 @@ def _run(args: argparse.Namespace) -> int:
         print("faultline run: --junit takes one scenario (each run also writes "
               "RUN_DIR/junit.xml)", file=sys.stderr)
         return EXIT_HARNESS
+    try:
+        master = _master(args)
+    except ValueError as exc:
+        print(f"faultline run: {exc}", file=sys.stderr)
+        return EXIT_HARNESS
     worst = 0
     codes: list[tuple[Path, int]] = []
     shared = SharedStack()
@@ -59,7 +65,7 @@ def _run(args: argparse.Namespace) -> int:
             outcome = run_drill(path, DrillOptions(
                 seed=args.seed, duration=args.duration,
                 junit=Path(args.junit) if args.junit else None, workers=args.workers,
-                bugs=bugs, target=args.target, runs_dir=Path(args.runs_dir)),
+                master=master, bugs=bugs, target=args.target, runs_dir=Path(args.runs_dir)),
                 stack_factory=shared if len(files) > 1 else None)
             codes.append((path, outcome.exit_code))
             if outcome.exit_code == 130:
@@ -73,6 +79,49 @@ def _run(args: argparse.Namespace) -> int:
     if len(files) > 1:
         print("\nfaultline: " + "  ".join(f"{p.stem}={c}" for p, c in codes), file=sys.stderr)
     return worst
+
+
+def _master(args: argparse.Namespace) -> Any:
+    """The :class:`~faultline.load.LocustMaster` the ``run`` flags ask for, or None;
+    ValueError with the reason when they do not fit together."""
+    from faultline.load import LoadError, LocustMaster
+
+    given = [flag for flag, value in (("--expect-workers", args.expect_workers),
+                                      ("--master-bind-host", args.master_bind_host),
+                                      ("--master-bind-port", args.master_bind_port),
+                                      ("--workers-timeout", args.workers_timeout))
+             if value is not None]
+    if not args.master:
+        if given:
+            raise ValueError(f"{', '.join(given)} only go(es) with --master")
+        return None
+    if args.workers > 1:
+        raise ValueError("--workers runs local Locust processes; with --master the load runs "
+                         "on `faultline load-worker`s (--expect-workers N)")
+    chosen = {name: value for name, value in (
+        ("expect_workers", args.expect_workers), ("bind_host", args.master_bind_host),
+        ("bind_port", args.master_bind_port), ("workers_timeout", args.workers_timeout))
+        if value is not None}
+    try:
+        return LocustMaster(**chosen)
+    except LoadError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _load_worker(args: argparse.Namespace) -> int:
+    from faultline.load import LoadError, LocustWorker
+
+    def say(msg: str) -> None:
+        print(f"faultline load-worker: {msg}", file=sys.stderr, flush=True)
+
+    try:
+        worker = LocustWorker(master_host=args.master_host, master_port=args.master_port,
+                              connect_timeout=args.connect_timeout)
+        code = worker.run(say)
+    except LoadError as exc:
+        say(str(exc))
+        return EXIT_HARNESS
+    return 0 if code == 0 else EXIT_HARNESS
 
 
 class SharedStack:
@@ -211,7 +260,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
-    """Add ``run``, ``list``, ``validate``, ``check`` and ``report``."""
+    """Add ``run``, ``list``, ``validate``, ``check``, ``report`` and ``load-worker``."""
     p = subparsers.add_parser("run", help="run drills: stack, load, faults, checks, verdict")
     p.add_argument("scenario", nargs="+", help="scenario YAML file(s) or folders")
     p.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
@@ -222,7 +271,27 @@ def register(subparsers: Any) -> None:
     p.add_argument("--target", choices=("local", "compose", "external"), default=None,
                    help="override the scenario's stack")
     p.add_argument("--runs-dir", default="runs", help="where run directories go (runs/)")
+    p.add_argument("--master", action="store_true",
+                   help="run the load as a Locust master for `faultline load-worker`s on "
+                        "other machines (the verdict stays here)")
+    p.add_argument("--expect-workers", type=int, default=None, metavar="N",
+                   help="with --master: load workers to wait for (default 1)")
+    p.add_argument("--master-bind-host", default=None, metavar="HOST",
+                   help="with --master: address to listen on (default 127.0.0.1; a wider one "
+                        "lets anyone who reaches it join the drill unauthenticated)")
+    p.add_argument("--master-bind-port", type=int, default=None, metavar="PORT",
+                   help="with --master: port to listen on (default 5557)")
+    p.add_argument("--workers-timeout", type=float, default=None, metavar="SECONDS",
+                   help="with --master: how long to wait for the workers (default 60)")
     p.set_defaults(func=_run)
+
+    p = subparsers.add_parser(
+        "load-worker", help="on a load machine: a Locust worker for `faultline run --master`")
+    p.add_argument("--master-host", required=True, help="where the drill's Locust master is")
+    p.add_argument("--master-port", type=int, default=5557, help="its port (default 5557)")
+    p.add_argument("--connect-timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="give up when the master does not answer within this (default 60)")
+    p.set_defaults(func=_load_worker)
 
     p = subparsers.add_parser("list", help="list scenarios")
     p.add_argument("paths", nargs="*", help="files or folders (default scenarios/)")

@@ -38,7 +38,7 @@ from faultline._drill_stack import (
     unregister_run,
 )
 from faultline.faults import FaultTimeline, NemesisLog, NetworkNemesis, ProcessNemesis
-from faultline.load import LoadError, LocustRun, merge_histories, write_jsonl
+from faultline.load import LoadError, LocustMaster, LocustRun, merge_histories, write_jsonl
 
 __all__ = ["DrillOptions", "DrillOutcome", "converged", "run_drill"]
 
@@ -65,6 +65,9 @@ class DrillOptions:
     duration: str | float | None = None
     junit: Path | None = None
     workers: int = 1
+    #: run the drill's load as a Locust master for ``faultline load-worker``s elsewhere
+    #: (the steady-state probe stays local); only this runner decides the verdict
+    master: LocustMaster | None = None
     bugs: list[str] = field(default_factory=list)
     target: str | None = None
     runs_dir: Path = Path("runs")
@@ -224,6 +227,7 @@ class _Drill:
         run = LocustRun(host=self.stack.api_url, load=load,
                         stack_file=self.run_dir / "stack.json", history_dir=history_dir,
                         seed=seed, workers=1 if probe else self.opts.workers,
+                        master=None if probe else self.opts.master,
                         client_timeout=self.opts.client_timeout,
                         extra_env={"FAULTLINE_RACES": "0"} if probe else {},
                         log_file=self.run_dir / f"{history_dir.name}-locust.log")
@@ -309,13 +313,19 @@ class _Drill:
                                       log=self.nemesis_log)
         self.phase = "load"
         load = self.scn.load.model_dump(by_alias=True, mode="json")
+        master = self.opts.master
+        if master is not None:
+            if not master.loopback:
+                self.say(f"the Locust master listens on {master.bind_host}:{master.bind_port}:"
+                         " unauthenticated, unencrypted; anyone who reaches it can join the drill")
+            self.say(f"waiting up to {master.workers_timeout:g}s for {master.expect_workers} "
+                     f"load worker(s): faultline load-worker --master-host HOST "
+                     f"--master-port {master.bind_port}")
         self.load = self._locust(load, self.run_dir / "load", self.scn.seed)
         # the timeline's clock starts with the first operation, not with Locust's boot
-        deadline = time.monotonic() + 30
-        while not any(f.stat().st_size for f in self.load.history_files()):
-            if not self.load.running() or time.monotonic() > deadline:
-                raise LoadError(f"the load did not start (see {self.load.log_file})")
-            time.sleep(0.05)
+        self.load.wait_started(timeout=30)
+        if master is not None:
+            self.say(f"load workers connected: {', '.join(self.load.connected_workers())}")
         self.load_t0 = time.monotonic()
         self.timeline.start(self.load_t0)
         while self.load.running():
@@ -324,9 +334,14 @@ class _Drill:
             self.phase = "fault" if faults else ("load" if time.monotonic() - self.load_t0 <
                                                  self.scn.load.duration else "stopping")
             self.progress()
-            if time.monotonic() > self.load_t0 + self.scn.load.duration + 15:
+            # a master also collects its workers' last lines (bounded) before it ends
+            margin = 15 + (10 if master is not None else 0)
+            if time.monotonic() > self.load_t0 + self.scn.load.duration + margin:
                 self.load.stop()
         self.load.wait(timeout=10)
+        lost = self.load.unfinished_workers() if master is not None else []
+        if lost:  # their open operations count as unknown (info), as for a killed client
+            self.say(f"no last history lines from load worker(s) {', '.join(lost)}")
 
     def heal(self) -> None:
         if self.timeline is not None:
@@ -388,6 +403,14 @@ class _Drill:
             parts += ["--target", self.opts.target]
         if self.opts.workers > 1:
             parts += ["--workers", str(self.opts.workers)]
+        master = self.opts.master
+        if master is not None:
+            default = LocustMaster()
+            parts += ["--master", "--expect-workers", str(master.expect_workers)]
+            if master.bind_host != default.bind_host:
+                parts += ["--master-bind-host", master.bind_host]
+            if master.bind_port != default.bind_port:
+                parts += ["--master-bind-port", str(master.bind_port)]
         return shlex.join(parts)
 
     def stop_everything(self) -> None:

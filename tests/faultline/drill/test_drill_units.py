@@ -13,7 +13,14 @@ from typing import Any
 import pytest
 
 from faultline.faults import FaultTimeline, NemesisLog, NetworkNemesis, ProcessNemesis, plan
-from faultline.load import LoadError, LocustRun, check_target, merge_histories
+from faultline.load import (
+    LoadError,
+    LocustMaster,
+    LocustRun,
+    LocustWorker,
+    check_target,
+    merge_histories,
+)
 from faultline.scenario import load_scenario, parse_scenario
 
 REPO = Path(__file__).resolve().parents[3]
@@ -73,6 +80,39 @@ def test_load_is_bounded(tmp_path: Path) -> None:
     assert "--processes" in cmd
     assert "--run-time" in cmd
     assert "locust" not in sys.modules  # the runner never imports Locust
+
+
+def test_master_and_worker_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = LocustRun(host="http://127.0.0.1:1", load={"users": 3, "duration": 12},
+                    stack_file=tmp_path / "s.json", history_dir=tmp_path,
+                    master=LocustMaster(expect_workers=3, workers_timeout=20))
+    cmd = run.command()
+    flag = {name: cmd[cmd.index(name) + 1] for name in (
+        "--expect-workers", "--master-bind-host", "--master-bind-port", "--expect-workers-max-wait")}
+    assert flag == {"--expect-workers": "3", "--master-bind-host": "127.0.0.1",
+                    "--master-bind-port": "5557", "--expect-workers-max-wait": "20"}
+    assert "--master" in cmd
+    assert "--processes" not in cmd
+    assert run.startup_allowance == 30  # waiting for workers, then for their last lines
+    with pytest.raises(LoadError, match="--expect-workers"):
+        LocustRun(host="http://127.0.0.1:1", load={"users": 1, "duration": 1}, workers=2,
+                  stack_file=tmp_path / "s.json", history_dir=tmp_path, master=LocustMaster())
+    for bad in ({"bind_port": 0}, {"expect_workers": 0}, {"workers_timeout": 0},
+                {"bind_host": ""}):
+        with pytest.raises(LoadError):
+            LocustMaster(**bad)  # type: ignore[arg-type]
+    assert LocustMaster().loopback
+    assert not LocustMaster(bind_host="0.0.0.0").loopback
+    monkeypatch.setenv("FAULTLINE_HISTORY_DIR", str(tmp_path))
+    worker = LocustWorker(master_host="10.1.2.3", master_port=6000)
+    wcmd = worker.command()
+    assert wcmd[wcmd.index("--master-host") + 1] == "10.1.2.3"
+    assert {"--worker", "--headless"} <= set(wcmd)
+    env = worker.environment(tmp_path / "ready")
+    assert "FAULTLINE_HISTORY_DIR" not in env  # what makes it ship its history to the master
+    assert env["FAULTLINE_WORKER_READY"] == str(tmp_path / "ready")
+    with pytest.raises(LoadError, match="port"):
+        LocustWorker(master_host="h", master_port=0)
 
 
 SCENARIO = """
