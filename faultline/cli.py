@@ -18,7 +18,7 @@ __all__ = ["main"]
 _PARTS: dict[str, tuple[str, ...]] = {
     "faultline.proxy._cli": ("proxy",),
     "faultline.stack._cli": ("stack",),
-    "faultline._drill_cli": ("run", "list", "validate", "check", "report"),
+    "faultline._drill_cli": ("run", "list", "validate", "check", "report", "load-worker"),
 }
 
 
