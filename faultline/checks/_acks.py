@@ -10,12 +10,14 @@ import contextlib
 import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from itertools import compress, filterfalse
 from operator import itemgetter
 from typing import Any
 
 from ._history import history_index
 from ._registry import checker
 from ._result import UNKNOWN, CheckContext, CheckResult, ErrorCollector
+from ._snapshot import transfer_column
 
 __all__ = ["acknowledged_exactly_once", "idempotent_replay"]
 
@@ -46,30 +48,35 @@ def acknowledged_exactly_once(
     before = _baseline_ids(ctx)
     if before:
         transfers = [t for t in transfers if t["id"] not in before]
-    keys = list(map(itemgetter("idempotency_key"), transfers))
+        keys = list(map(itemgetter("idempotency_key"), transfers))
+    else:
+        keys = list(transfer_column(state, ctx, "idempotency_key"))
     seeded = keys.count(None)
-    key_set = set(keys)
-    key_set.discard(None)
-    has_duplicates = len(key_set) + seeded != len(keys)
-    per_key: Mapping[Any, int] = (
-        Counter(keys) if has_duplicates else dict.fromkeys(key_set, 1)
+    in_ledger = set(keys)
+    in_ledger.discard(None)
+    duplicated = (
+        {k for k, n in Counter(keys).items() if n > 1 and k is not None}
+        if len(in_ledger) + seeded != len(keys)
+        else set()
     )
     bad_keys: dict[Any, tuple[str, list[int]]] = {}
     ok_first, info_first, fail_first = ix.ok_first, ix.info_first, ix.fail_first
-    in_ledger = key_set
-    # set algebra keeps this C-speed for a million keys; Python loops only over bad keys
-    duplicated = (
-        {k for k, n in per_key.items() if n > 1 and k is not None} if has_duplicates else set()
-    )
-    for key in ok_first.keys() - in_ledger:
-        bad_keys[key] = ("lost_ok", [ok_first[key][0]])
+    # set algebra keeps this C-speed for a million keys; Python loops only over bad
+    # keys (``a.difference(big_dict)`` walks ``a`` once, where ``a - big_dict.keys()``
+    # copies ``a`` and then walks every key of the dict)
+    never_ok = in_ledger.difference(ok_first)
+    # |ok - ledger| = |ok| - |ledger| + |ledger - ok|: walk the ok keys only if one is lost
+    if len(ok_first) - len(in_ledger) + len(never_ok):
+        lost = filterfalse(in_ledger.__contains__, ok_first)
+        for key in sorted(lost, key=lambda k: ok_first[k][0]):  # in history order
+            bad_keys[key] = ("lost_ok", [ok_first[key][0]])
     for key in ok_first.keys() & duplicated:
         bad_keys[key] = ("double_charge", [ok_first[key][0]])
-    for key in (info_first.keys() & duplicated) - ok_first.keys():
+    for key in (info_first.keys() & duplicated).difference(ok_first):
         bad_keys[key] = ("info_applied_twice", [info_first[key]])
-    for key in (fail_first.keys() & in_ledger) - ok_first.keys() - info_first.keys():
+    for key in (fail_first.keys() & in_ledger).difference(ok_first, info_first):
         bad_keys[key] = ("failed_but_applied", [fail_first[key]])
-    unexplained = in_ledger - ok_first.keys() - info_first.keys() - fail_first.keys()
+    unexplained = never_ok.difference(info_first, fail_first)
     for key in unexplained - ix.invoked_keys:
         bad_keys[key] = ("transfer_without_invoke", [])
     errors = ErrorCollector()
@@ -88,10 +95,12 @@ def acknowledged_exactly_once(
                 history=lines,
                 rows={"transfers": rows} if rows else None,
             )
+    info_only = set(info_first).difference(ok_first)
+    fail_only = set(fail_first).difference(ok_first, info_first)
     counts = {
-        "keys": len(ok_first.keys() | info_first.keys() | fail_first.keys()),
+        "keys": len(ok_first) + len(info_only) + len(fail_only),
         "ok_keys": len(ok_first),
-        "info_keys": len(info_first.keys() - ok_first.keys()),
+        "info_keys": len(info_only),
         "ledger_transfers": len(transfers) - seeded,
         "transfers_without_key": seeded,
         "unfinished_operations": ix.unfinished,
@@ -118,26 +127,29 @@ def idempotent_replay(
     """
     ix = history_index(history, ctx)
     errors = ErrorCollector()
+    ok_first = ix.ok_first
     for line, key, status, body in ix.diff_accepted:
-        first = ix.ok_first.get(key)
+        first = ok_first.get(key)
         errors.add(
             "different_body_accepted",
             {"key": key, "line": line, "status": status, "body": body},
             history=[line] if first is None else [first[0], line],
         )
-    rows = state.get("idempotency", ())
-    by_key = dict(zip(map(itemgetter("key"), rows), rows, strict=True)) if ix.replay_oks else {}
     stored: dict[Any, tuple[Any, Any]] = {}
-    for key in {key for _, key, _, _ in ix.replay_oks} & by_key.keys():
-        row = by_key[key]
-        if row.get("state", "done") != "done":
-            continue
-        body = row.get("response_body")
-        if isinstance(body, str):
-            with contextlib.suppress(ValueError):
-                body = json.loads(body)
-        stored[key] = (row.get("status_code"), body)
-    ok_first = ix.ok_first
+    if ix.replay_oks:
+        rows = state.get("idempotency", ())
+        replayed = set(map(itemgetter(1), ix.replay_oks))
+        # only the replayed keys' rows (a dict of every row costs more than the check);
+        # the last row of a key wins, as in a dict of them all
+        rows = list(compress(rows, map(replayed.__contains__, map(itemgetter("key"), rows))))
+        for key, row in dict(zip(map(itemgetter("key"), rows), rows, strict=True)).items():
+            if row.get("state", "done") != "done":
+                continue
+            body = row.get("response_body")
+            if isinstance(body, str):
+                with contextlib.suppress(ValueError):
+                    body = json.loads(body)
+            stored[key] = (row.get("status_code"), body)
     for line, key, status, body in ix.replay_oks:
         first_line, first_status, first_body = ok_first[key]
         if first_line != line and (status != first_status or body != first_body):

@@ -71,15 +71,17 @@ class HistoryIndex:
 
     Keyed operations (``transfer``, ``replay``, ``replay_diff``), by idempotency key:
     ``ok_first`` (first ``ok`` of a transfer or same-body replay: ``(line, status,
-    body)``), ``info_first`` and ``fail_first`` (line; an invoke that never completed
-    counts as ``info``), ``replay_oks`` (every same-body replay answered ``ok``:
-    ``(line, key, status, body)``), ``diff_accepted`` (different-body replays answered
-    2xx), ``diff_replays`` (how many there were), ``invoked_keys`` (keys of invokes
-    that never completed; completed ones are in the dicts above).
+    body)``; its keys are not in history order), ``info_first`` and ``fail_first``
+    (line; an invoke that never completed counts as ``info``), ``replay_oks`` (every
+    same-body replay answered ``ok``: ``(line, key, status, body)``), ``diff_accepted``
+    (different-body replays answered 2xx), ``diff_replays`` (how many there were),
+    ``invoked_keys`` (keys of invokes that never completed; completed ones are in the
+    dicts above).
 
     Per completed operation, in history order (for SLOs and plots): ``start_ns``
     (invoke time), ``latency_ms``, ``outcome`` (``OK``/``EXPECTED_FAIL``/``ERROR``).
-    ``nemesis``: ``(line, op)`` of fault events.
+    ``nemesis``: ``(line, op)`` of fault events; ``nemesis_complete`` is False when some
+    nemesis line is typed ``invoke`` and so is not among them.
     """
 
     ok_first: dict[str, tuple[int, Any, Any]] = field(default_factory=dict)
@@ -97,6 +99,7 @@ class HistoryIndex:
     last_ns: int | None = None
     operations: int = 0
     unfinished: int = 0
+    nemesis_complete: bool = True
 
     @property
     def keys(self) -> set[str]:
@@ -106,14 +109,19 @@ class HistoryIndex:
 
 def _build(history: Sequence[Mapping[str, Any]]) -> HistoryIndex:
     ix = HistoryIndex()
-    ok_first, info_first, fail_first = ix.ok_first, ix.info_first, ix.fail_first
+    info_first, fail_first = ix.info_first, ix.fail_first
     replay_oks, diff_accepted = ix.replay_oks, ix.diff_accepted
-    invoked_add = ix.invoked_keys.add
     start_append = ix.start_ns.append
     lat_append = ix.latency_ms.append
     out_append = ix.outcome.append
+    # every ok answer, in history order: a dict insert per line would be the dearest
+    # step of this loop, so ``ok_first`` is built after it, in C
+    ok_keys: list[Any] = []
+    ok_answers: list[tuple[int, Any, Any]] = []
+    ok_key_append, ok_answer_append = ok_keys.append, ok_answers.append
     pending: dict[Any, int] = {}
     pending_pop = pending.pop
+    keyed = KEYED_FUNCTIONS
     diff_replays = 0
     for pos, op in enumerate(history):
         type_ = op["type"]
@@ -134,8 +142,7 @@ def _build(history: Sequence[Mapping[str, Any]]) -> HistoryIndex:
             t = t_inv if t_inv is not None else 0
         if lat is None:
             lat = (t - t_inv) / 1e6 if t_inv is not None else 0.0
-        start = t_inv if t_inv is not None else t - lat * 1e6
-        start_append(start)
+        start_append(t_inv if t_inv is not None else t - lat * 1e6)
         lat_append(lat)
         if type_ == "ok":
             out_append(OK)
@@ -143,7 +150,7 @@ def _build(history: Sequence[Mapping[str, Any]]) -> HistoryIndex:
             out_append(ERROR)
         else:
             out_append(EXPECTED_FAIL)
-        if f not in KEYED_FUNCTIONS:
+        if f not in keyed:
             continue
         key = op.get("key")
         if key is None:
@@ -156,11 +163,10 @@ def _build(history: Sequence[Mapping[str, Any]]) -> HistoryIndex:
             diff_replays += 1
             if type_ == "ok" or (status is not None and 200 <= status < 300):
                 diff_accepted.append((pos, key, status, op.get("body")))
-            continue
-        if type_ == "ok":
+        elif type_ == "ok":
             body = op.get("body")
-            if key not in ok_first:
-                ok_first[key] = (pos, status, body)
+            ok_key_append(key)
+            ok_answer_append((pos, status, body))
             if f == "replay":
                 replay_oks.append((pos, key, status, body))
         elif type_ == "info":
@@ -168,7 +174,10 @@ def _build(history: Sequence[Mapping[str, Any]]) -> HistoryIndex:
                 info_first[key] = pos
         elif key not in fail_first:
             fail_first[key] = pos
+    # backwards, so that the first answer of a key is the one that stays
+    ix.ok_first = dict(zip(reversed(ok_keys), reversed(ok_answers), strict=True))
     # an operation invoked and never completed is indeterminate: Jepsen's info
+    invoked_add = ix.invoked_keys.add
     for pos in pending.values():
         ix.unfinished += 1
         op = history[pos]
@@ -177,6 +186,8 @@ def _build(history: Sequence[Mapping[str, Any]]) -> HistoryIndex:
             invoked_add(key)
         if key is not None and op.get("f") in ("transfer", "replay") and key not in info_first:
             info_first[key] = pos
+    # a nemesis line typed ``invoke`` sits in ``pending`` (and so, never in ``nemesis``)
+    ix.nemesis_complete = "nemesis" not in pending
     ix.diff_replays = diff_replays
     times = [op.get("time") for op in (history[0], history[-1])] if history else [None, None]
     ix.first_ns, ix.last_ns = times[0], times[1]
@@ -236,7 +247,10 @@ def context_windows(history: Sequence[Mapping[str, Any]], ctx: CheckContext) -> 
         ]
     cached = ctx.cache.get("fault_windows")
     if cached is None or cached[0] is not history:
-        cached = (history, fault_windows_from_history(history))
+        ix = history_index(history, ctx)
+        # the index holds every nemesis line already: no second pass over the history
+        lines = [op for _, op in ix.nemesis] if ix.nemesis_complete else history
+        cached = (history, fault_windows_from_history(lines))
         ctx.cache["fault_windows"] = cached
     windows: list[FaultWindow] = cached[1]
     return windows

@@ -4,49 +4,94 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import compress
 from operator import itemgetter
 from typing import Any
 
 from ._registry import checker
 from ._result import CheckContext, CheckResult, ErrorCollector
+from ._snapshot import NOT_COMMITTED, all_committed, transfer_column, transfer_ids
 
 __all__ = ["balanced_entries", "conservation", "non_negative"]
 
-#: transfer statuses that never move money (all others are committed)
-NOT_COMMITTED = frozenset({"declined", "rejected", "failed", "cancelled"})
+#: the transfer (and currency) "before" the first entry of the ledger
+_NOTHING = object()
+#: the fields of a ledger entry the checkers read
+_ENTRY = itemgetter("account_id", "transfer_id", "amount", "currency")
+
+
+def _walk_entries(
+    rows: Iterable[tuple[Any, Any, Any, Any]],
+) -> tuple[dict[Any, Any], list[Any], list[Any], set[Any]]:
+    """(balance by account, the transfer of each run of adjacent entries, each run's
+    sum, the distinct currencies) of ``(account, transfer, amount, currency)`` rows."""
+    by_account: dict[Any, Any] = {}
+    runs: list[Any] = []
+    run_sums: list[Any] = []  # shifted by one: the first is a dummy
+    run_append, sum_append = runs.append, run_sums.append
+    currencies: set[Any] = set()
+    run_tid: Any = _NOTHING
+    last_currency: Any = _NOTHING
+    total: Any = 0
+    for acc, tid, amount, currency in rows:
+        try:
+            by_account[acc] = by_account[acc] + amount
+        except KeyError:  # the account's first entry
+            by_account[acc] = 0 + amount
+        if tid == run_tid:
+            total += amount
+        else:
+            sum_append(total)
+            run_append(tid)
+            run_tid, total = tid, amount
+        if currency != last_currency:
+            currencies.add(currency)
+            last_currency = currency
+    sum_append(total)
+    del run_sums[0]
+    return by_account, runs, run_sums, currencies
 
 
 def _entry_sums(
     state: Mapping[str, Any], ctx: CheckContext
-) -> tuple[dict[Any, int], dict[Any, int], set[tuple[Any, str]] | None]:
-    """(balance by account, sum by transfer, distinct (transfer, currency) of entries
-    or ``None`` when the whole ledger has one currency), cached for the run. The one Python loop over every entry of the ledger."""
+) -> tuple[dict[Any, int], set[Any], list[Any], set[tuple[Any, str]] | None]:
+    """(balance by account, transfers with entries, transfers whose entries do not sum
+    to zero in ledger order, distinct (transfer, currency) of entries or ``None`` when
+    the whole ledger has one currency), cached for the run.
+
+    The one Python loop over every entry of the ledger. A transfer's entries are
+    written together and so mostly sit side by side: the loop sums runs of one
+    transfer, and a dict by transfer (a dearer insert per entry) is only built when
+    some transfer's entries are apart.
+    """
     cached = ctx.cache.get("entry_sums")
     if cached is not None and cached[0] is state:
         return cached[1]  # type: ignore[no-any-return]
     entries = state.get("entries", ())
-    by_account: dict[Any, int] = {}
-    by_transfer: dict[Any, int] = {}
-    acc_get, tr_get = by_account.get, by_transfer.get
-    for acc, tid, amount in map(itemgetter("account_id", "transfer_id", "amount"), entries):
-        by_account[acc] = acc_get(acc, 0) + amount
-        by_transfer[tid] = tr_get(tid, 0) + amount
+    try:
+        by_account, runs, run_sums, currencies = _walk_entries(map(_ENTRY, entries))
+    except Exception:
+        # a malformed entry: fail on the row and field that the former two passes (the
+        # sums, then the currencies) have always failed on
+        sums_only = itemgetter("account_id", "transfer_id", "amount")
+        _walk_entries((*row, None) for row in map(sums_only, entries))
+        set(map(itemgetter("currency"), entries))
+        raise
+    with_entries = set(runs)
+    if len(with_entries) == len(runs):  # one run per transfer
+        unbalanced = list(compress(runs, run_sums))
+    else:
+        by_transfer: dict[Any, Any] = {}
+        tr_get = by_transfer.get
+        for tid, total in zip(runs, run_sums, strict=True):
+            by_transfer[tid] = tr_get(tid, 0) + total
+        unbalanced = [tid for tid, total in by_transfer.items() if total]
     pairs: set[tuple[Any, str]] | None = None
-    if len(set(map(itemgetter("currency"), entries))) > 1:
+    if len(currencies) > 1:
         pairs = set(map(itemgetter("transfer_id", "currency"), entries))
-    value = (by_account, by_transfer, pairs)
+    value = (by_account, with_entries, unbalanced, pairs)
     ctx.cache["entry_sums"] = (state, value)
     return value
-
-
-def transfer_ids(state: Mapping[str, Any], ctx: CheckContext) -> set[Any]:
-    """The ids of every transfer in the snapshot, cached for the run."""
-    cached = ctx.cache.get("transfer_ids")
-    if cached is not None and cached[0] is state:
-        return cached[1]  # type: ignore[no-any-return]
-    ids = set(map(itemgetter("id"), state.get("transfers", ())))
-    ctx.cache["transfer_ids"] = (state, ids)
-    return ids
 
 
 def _entries_of(state: Mapping[str, Any], transfer_ids: set[Any]) -> dict[Any, list[dict[str, Any]]]:
@@ -109,15 +154,14 @@ def balanced_entries(
 ) -> CheckResult:
     """Every transfer's entries sum to zero per currency, in the transfer's currency;
     committed transfers have entries, uncommitted ones none, no entry is orphaned."""
-    _, by_transfer, pairs = _entry_sums(state, ctx)
+    _, with_entries, unbalanced, pairs = _entry_sums(state, ctx)
     transfers = state.get("transfers", ())
     ids = transfer_ids(state, ctx)
     uncommitted = (
         set()
-        if NOT_COMMITTED.isdisjoint(map(itemgetter("status"), transfers))
+        if all_committed(state, ctx)
         else {t["id"] for t in transfers if t.get("status") in NOT_COMMITTED}
     )
-    with_entries = by_transfer.keys()
     problems: dict[Any, list[str]] = {}
 
     def flag(tids: Iterable[Any], kind: str) -> None:
@@ -125,18 +169,20 @@ def balanced_entries(
             problems.setdefault(tid, []).append(kind)
 
     # set algebra first; Python-level work only for the transfers that are wrong
-    flag(ids - with_entries - uncommitted, "missing_entries")
+    without_entries = ids - with_entries
+    flag(without_entries - uncommitted, "missing_entries")
     flag(uncommitted & with_entries, "entries_of_uncommitted_transfer")
-    flag(with_entries - ids, "orphan_entries")
+    # |with - ids| = |with| - |ids| + |ids - with|: walk the entries' side only if needed
+    if len(with_entries) - len(ids) + len(without_entries):
+        flag(with_entries - ids, "orphan_entries")
     if pairs is None:  # one currency in all entries: compare it with the transfers'
         entry_currencies = {e["currency"] for e in state.get("entries", ())[:1]}
-        if not entry_currencies.issuperset(map(itemgetter("currency"), transfers)):
+        if not entry_currencies.issuperset(transfer_column(state, ctx, "currency")):
             pairs = set(map(itemgetter("transfer_id", "currency"), state.get("entries", ())))
     if pairs is not None:
         wrong_currency = pairs - set(map(itemgetter("id", "currency"), transfers))
         flag({tid for tid, _ in wrong_currency if tid in ids}, "currency_mismatch")
-    if any(by_transfer.values()):
-        flag((tid for tid, total in by_transfer.items() if total), "unbalanced_entries")
+    flag(unbalanced, "unbalanced_entries")
     currency = (
         {t["id"]: t["currency"] for t in transfers if t["id"] in problems} if problems else {}
     )

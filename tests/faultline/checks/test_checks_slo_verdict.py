@@ -262,3 +262,15 @@ def test_public_surfaces_are_exactly_all() -> None:
         # "@py_*": pytest rewrites faultline's modules (it is a pytest plugin package)
         public = {n for n in dir(pkg) if not n.startswith(("_", "@"))}
         assert public - modules - {"annotations"} == set(pkg.__all__), pkg.__name__
+
+
+def test_fault_windows_of_the_index_equal_a_scan_of_the_history() -> None:
+    from faultline.checks._history import context_windows
+
+    plain = drill()
+    # a nemesis that also logs its invokes (Jepsen's own nemesis does)
+    with_invokes = drill()
+    with_invokes.insert(1500, dict(nemesis(10, "start"), type="invoke"))
+    for history in (plain, with_invokes):
+        expected = [w.to_dict() for w in fault_windows_from_history(history)]
+        assert [w.to_dict() for w in context_windows(history, CheckContext())] == expected
