@@ -142,7 +142,13 @@ def _build(history: Sequence[Mapping[str, Any]]) -> HistoryIndex:
             t = t_inv if t_inv is not None else 0
         if lat is None:
             lat = (t - t_inv) / 1e6 if t_inv is not None else 0.0
-        start_append(t_inv if t_inv is not None else t - lat * 1e6)
+        # an operation that waited past its slot (constant arrival rate: its latency
+        # counts from the slot, 'service_ms' is the request alone) belongs to the
+        # phase it was due in, not to the one it was finally sent in
+        if t_inv is None or "service_ms" in op:
+            start_append(t - lat * 1e6)
+        else:
+            start_append(t_inv)
         lat_append(lat)
         if type_ == "ok":
             out_append(OK)

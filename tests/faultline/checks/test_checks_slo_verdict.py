@@ -274,3 +274,21 @@ def test_fault_windows_of_the_index_equal_a_scan_of_the_history() -> None:
     for history in (plain, with_invokes):
         expected = [w.to_dict() for w in fault_windows_from_history(history)]
         assert [w.to_dict() for w in context_windows(history, CheckContext())] == expected
+
+
+def test_late_operation_counts_in_the_phase_it_was_due() -> None:
+    """Constant arrival rate: an operation due during the fault but sent after it heals
+    (it waited 4 s past its slot) belongs to the during phase, with its whole latency;
+    counted by its send time, it would blame the after phase for the fault's backlog."""
+    history = drill()
+    sent_ns = int(21 * S)  # after the fault, due at 17 s
+    history += [
+        {"index": 0, "type": "invoke", "process": "late", "f": "balance", "time": sent_ns},
+        {"index": 0, "type": "ok", "process": "late", "f": "balance", "time": sent_ns + 5_000_000,
+         "status": 200, "latency_ms": 4005.0, "service_ms": 5.0},
+    ]
+    stats = phase_stats(history, CheckContext())
+    assert stats["during"]["operations"] == 1001
+    assert stats["after"]["operations"] == 1000
+    assert stats["during"]["latency"]["max_ms"] >= 4000
+    assert stats["after"]["latency"]["max_ms"] < 100
