@@ -6,39 +6,14 @@ formula, malformed rows...) or pins a fast path to the reference it replaces.
 
 from __future__ import annotations
 
-import copy
-from functools import cache
 from typing import Any
 
 import pytest
+from checks_helpers import check, error
 
-from faultline.checks import CheckContext, CheckResult, run_checks
+from faultline.checks import run_checks
 from faultline.checks._audit import GENESIS_HASH
-from faultline.checks.synthetic import SyntheticRun, synthetic_run
-
-
-@cache
-def _pristine() -> SyntheticRun:
-    return synthetic_run(600, seed=3, accounts=20)
-
-
-@pytest.fixture
-def run() -> SyntheticRun:
-    """A fresh deep copy: tests plant bugs in it."""
-    return copy.deepcopy(_pristine())
-
-
-def check(name: str, run: SyntheticRun, context: CheckContext | None = None) -> CheckResult:
-    [result] = run_checks([name], run.history, run.state, context)
-    return result
-
-
-def error(result: CheckResult, type_: str) -> dict[str, Any]:
-    assert result.valid is False, result
-    by_type = {e["type"]: e for e in result.errors}
-    assert type_ in by_type, f"expected {type_}, got {list(by_type)}"
-    return by_type[type_]
-
+from faultline.checks.synthetic import SyntheticRun
 
 
 def test_chain_text_is_what_payments_chain_hash_hashes() -> None:

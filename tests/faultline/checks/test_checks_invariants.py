@@ -2,40 +2,13 @@
 
 from __future__ import annotations
 
-import copy
-from functools import cache
 from typing import Any
 
-import pytest
+from checks_helpers import check, error
 
 from faultline.checks import CHECKERS, INVARIANTS, CheckContext, CheckResult, run_checks
 from faultline.checks._audit import GENESIS_HASH, local_chain_hash, resolve_chain_hash
-from faultline.checks.synthetic import SyntheticRun, synthetic_run
-
-
-@cache
-def _pristine() -> SyntheticRun:
-    return synthetic_run(600, seed=3, accounts=20)
-
-
-@pytest.fixture
-def run() -> SyntheticRun:
-    """A fresh deep copy: tests plant bugs in it."""
-    return copy.deepcopy(_pristine())
-
-
-def check(name: str, run: SyntheticRun, context: CheckContext | None = None) -> CheckResult:
-    [result] = run_checks([name], run.history, run.state, context)
-    return result
-
-
-def error(result: CheckResult, type_: str) -> dict[str, Any]:
-    assert result.valid is False, result
-    by_type = {e["type"]: e for e in result.errors}
-    assert type_ in by_type, f"expected {type_}, got {list(by_type)}"
-    rec = by_type[type_]
-    assert {"type", "count", "first", "worst", "last"} <= set(rec)
-    return rec
+from faultline.checks.synthetic import SyntheticRun
 
 
 def transfer_of(run: SyntheticRun, key: str) -> dict[str, Any]:
