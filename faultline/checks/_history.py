@@ -79,7 +79,8 @@ class HistoryIndex:
     dicts above).
 
     Per completed operation, in history order (for SLOs and plots): ``start_ns``
-    (invoke time), ``latency_ms``, ``outcome`` (``OK``/``EXPECTED_FAIL``/``ERROR``).
+    (invoke time; for an operation that waited past its constant-arrival-rate slot,
+    the slot), ``latency_ms``, ``outcome`` (``OK``/``EXPECTED_FAIL``/``ERROR``).
     ``nemesis``: ``(line, op)`` of fault events; ``nemesis_complete`` is False when some
     nemesis line is typed ``invoke`` and so is not among them.
     """

@@ -44,7 +44,7 @@ from faultline.stack._embedded import (
     wait_for_port,
 )
 from faultline.stack._launcher import HOPS, SERVICES, StackError, StackInfo
-from faultline.stack._state import StackState, stop_group, sweep
+from faultline.stack._state import StackState, stat_fields, stop_group, sweep
 
 __all__ = ["LocalStack", "StackInterrupted", "stop_on_signals"]
 
@@ -602,11 +602,10 @@ def wait_stopped(pid: int, timeout: float = 2.0) -> bool:
     or when the process is gone."""
     deadline = time.monotonic() + timeout
     while True:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
+        fields = stat_fields(pid)
+        if fields is None:
             return False
-        if stat.rsplit(")", 1)[1].split()[0] in ("T", "t"):
+        if fields[0] in ("T", "t"):
             return True
         if time.monotonic() >= deadline:
             return False

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["StackState", "process_alive", "state_dir", "stop_group", "sweep"]
+__all__ = ["StackState", "process_alive", "stat_fields", "state_dir", "stop_group", "sweep"]
 
 
 def state_dir() -> Path:
@@ -34,13 +34,19 @@ def state_dir() -> Path:
     return path
 
 
-def _start_time(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (field 22 of /proc/pid/stat), None if gone."""
+def stat_fields(pid: int) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the command name (state first), None if gone."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return raw.rsplit(")", 1)[1].split()[19]
+    return raw.rsplit(")", 1)[1].split()
+
+
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (field 22 of /proc/pid/stat), None if gone."""
+    fields = stat_fields(pid)
+    return None if fields is None else fields[19]
 
 
 def process_alive(pid: int, start_time: str | None = None) -> bool:
