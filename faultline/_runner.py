@@ -149,12 +149,14 @@ class _Drill:
         self.err = opts.err or sys.stderr
         self.out = opts.out or sys.stdout
         stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S")
-        self.run_dir = opts.runs_dir / f"{stamp}-{scn.name}"
+        # absolute: every child process (Locust, the services) runs in another directory
+        runs_dir = opts.runs_dir.resolve()
+        self.run_dir = runs_dir / f"{stamp}-{scn.name}"
         n = 1
         while self.run_dir.exists():
             n += 1
-            self.run_dir = opts.runs_dir / f"{stamp}-{scn.name}-{n}"
-        self.registry = opts.runs_dir / ".active"
+            self.run_dir = runs_dir / f"{stamp}-{scn.name}-{n}"
+        self.registry = runs_dir / ".active"
         self.target = opts.target or scn.stack
         self.stack: DrillStack | None = None
         self.load: LocustRun | None = None

@@ -134,6 +134,11 @@ class LocustRun:
 
     def __post_init__(self) -> None:
         self.host = check_target(self.host)
+        # Locust runs in loadtests/: a relative path would name another file there
+        self.stack_file = Path(self.stack_file).resolve()
+        self.history_dir = Path(self.history_dir).resolve()
+        if self.log_file is not None:
+            self.log_file = Path(self.log_file).resolve()
         users = int(self.load.get("users", 1))
         spike = self.load.get("spike") or {}
         peak = users * float(spike.get("multiplier", 3.0)) if self.load.get("profile") == "spike" else users
