@@ -18,7 +18,7 @@ __all__ = ["main"]
 _PARTS: dict[str, tuple[str, ...]] = {
     "faultline.proxy._cli": ("proxy",),
     "faultline.stack._cli": ("stack",),
-    "faultline._drill_cli": ("run", "list", "validate", "check", "report", "load-worker"),
+    "faultline.drill._cli": ("run", "list", "validate", "check", "report", "load-worker"),
 }
 
 
@@ -31,13 +31,7 @@ def _build_parser(only: str | None) -> argparse.ArgumentParser:
     for module_name, commands in _PARTS.items():
         if only is not None and only not in commands:
             continue
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue  # that part is not built yet
-            raise
-        module.register(sub)
+        importlib.import_module(module_name).register(sub)
     return parser
 
 
@@ -57,8 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 4
     try:
         return int(func(args))
-    except KeyboardInterrupt:
-        print("faultline: interrupted", file=sys.stderr)
+    except BrokenPipeError:  # `faultline list | head`: the reader left, nothing to say
+        return 0
+    except KeyboardInterrupt:  # Ctrl-C outside a drill (a drill reports its own)
+        print("faultline: interrupted (exit 130)", file=sys.stderr)
         return 130
 
 

@@ -56,7 +56,7 @@ class ScenarioItem(pytest.Item):
     """Runs the drill; passes when the verdict held (exit 0)."""
 
     def runtest(self) -> None:
-        from faultline._runner import DrillOptions, run_drill
+        from faultline.drill import DrillOptions, run_drill
 
         opt = self.config.getoption
         bugs = [b for b in str(opt("drill_bugs") or "").split(",") if b.strip()]

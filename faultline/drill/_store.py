@@ -24,6 +24,7 @@ class RunFolder:
 
     SCENARIO = "scenario.yaml"
     SEED = "seed"
+    DRILL = "drill.json"
     STACK = "stack.json"
     HISTORY = "history.jsonl"
     NEMESIS = "nemesis.jsonl"

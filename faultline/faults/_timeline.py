@@ -1,17 +1,44 @@
-"""The fault timeline of one drill, run on the monotonic clock in its own thread."""
+"""The fault timeline of one drill, run on the monotonic clock in its own thread.
+
+Fixed faults start at ``at`` seconds from the load's start; triggered faults (``when``)
+start once the system reaches a state — a metric crossing a bound, or a number of
+completed operations — watched from ``at`` until their deadline. A fault with ``for``
+heals that long after it really started; ``until`` is a fixed time; a kill's
+``restart_after`` is its heal. One scheduler thread runs every step in time order
+(heals before starts at a tie, so back-to-back windows do not overlap) and polls the
+pending triggers every :data:`POLL` seconds.
+
+A fault that cannot be injected is recorded (an ``error`` nemesis line), never fatal;
+a trigger whose deadline passes is recorded as ``skipped`` (that fault did nothing,
+which the verdict reports). ``heal_all()`` is what the runner calls on every exit path.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import heapq
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from ._log import NemesisLog
+from faultline.history import NemesisLog
 
-__all__ = ["FaultTimeline", "TimelineStep", "plan"]
+__all__ = ["FaultTimeline", "StateProbe", "TimelineStep", "plan"]
+
+#: seconds between two looks at the pending triggers
+POLL = 0.1
+
+
+class StateProbe(Protocol):
+    """What triggered faults read: the system's metrics and the load's progress."""
+
+    def metric(self, name: str) -> float | None:
+        """The latest value of ``name`` (summed over services and labels), or None."""
+
+    def operations(self) -> int:
+        """Client operations completed so far."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,63 +50,131 @@ class TimelineStep:
     index: int
 
 
+def _heal_after(fault: Any) -> float | None:
+    """Seconds from its real start to its heal (``for``, a kill's ``restart_after``)."""
+    if fault.kind == "restart":
+        return None
+    if fault.kind == "kill" and getattr(fault, "restart_after", None) is not None:
+        return float(fault.restart_after)
+    if fault.for_ is not None:
+        return float(fault.for_)
+    return None
+
+
 def plan(faults: Sequence[Any]) -> list[TimelineStep]:
-    """Every start and stop of ``faults`` in time order (stops before starts at a tie, so
-    back-to-back windows do not overlap). Faults without an end are healed by the runner
-    when the load ends; a kill's ``restart_after`` is its stop."""
+    """Every start and stop of the *fixed* faults, in time order (stops before starts at
+    a tie). Faults without an end are healed by the runner when the load ends."""
     steps: list[TimelineStep] = []
     for i, f in enumerate(faults):
+        if getattr(f, "when", None) is not None:
+            continue
         steps.append(TimelineStep(float(f.at), "start", i))
-        end = f.end
-        if f.kind == "kill" and getattr(f, "restart_after", None) is not None:
-            end = f.at + f.restart_after
-        if f.kind != "restart" and end is not None:
+        after = _heal_after(f)
+        end = f.at + after if after is not None else (f.until if f.kind != "restart" else None)
+        if end is not None:
             steps.append(TimelineStep(float(end), "stop", i))
     return sorted(steps, key=lambda s: (s.at, s.action != "stop", s.index))
 
 
 class FaultTimeline:
-    """Runs :func:`plan` against the nemeses: ``network`` (toxic faults) and ``process``
-    (kill, pause, restart). ``start(t0)`` begins at monotonic ``t0``; ``stop()`` ends the
-    thread; ``heal_all()`` undoes whatever is still in force and is safe to call twice,
-    from any exit path. A fault that cannot be injected is recorded, never fatal."""
+    """Runs the faults against the nemeses (``nemeses``: fault kind -> nemesis).
 
-    def __init__(self, faults: Sequence[Any], *, network: Any, process: Any, log: NemesisLog,
+    ``start(t0)`` begins at monotonic ``t0``; ``stop()`` ends the thread; ``heal_all()``
+    undoes whatever is still in force and is safe to call twice, from any exit path.
+    ``probe`` answers triggered faults (required when a fault has ``when``).
+    """
+
+    def __init__(self, faults: Sequence[Any], *, nemeses: Mapping[str, Any], log: NemesisLog,
+                 probe: StateProbe | None = None, load_duration: float | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.faults = list(faults)
-        self.network = network
-        self.process = process
+        self.nemeses = dict(nemeses)
         self.log = log
+        self.probe = probe
+        self.load_duration = load_duration
         self.clock = clock
-        self.steps = plan(self.faults)
         self.errors: list[str] = []
+        #: index -> seconds from load start when it really started (or was skipped)
+        self.started: dict[int, float] = {}
+        self.skipped: dict[int, str] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     def _nemesis(self, fault: Any) -> Any:
-        return self.network if fault.kind == "toxic" else self.process
+        kind = "process" if fault.kind in ("kill", "pause", "restart") else fault.kind
+        nemesis = self.nemeses.get(kind)
+        if nemesis is None:
+            raise ValueError(f"this stack cannot inject {fault.kind} faults")
+        return nemesis
+
+    def _do(self, action: str, index: int) -> bool:
+        fault = self.faults[index]
+        try:
+            with self._lock:
+                if self._stop.is_set():
+                    return False
+                nemesis = self._nemesis(fault)
+                if action == "start":
+                    nemesis.start(index, fault)
+                else:
+                    nemesis.stop(index)
+            return True
+        except Exception as exc:  # recorded; the drill goes on and heal still runs
+            msg = f"{action} {fault.label}: {type(exc).__name__}: {exc}"
+            self.errors.append(msg)
+            self.log.record("error", {"index": index, "name": fault.label,
+                                      "fault": fault.kind, "error": msg})
+            return False
+
+    def _condition(self, trigger: Any) -> bool:
+        if self.probe is None:
+            return False
+        if trigger.operations is not None:
+            return bool(self.probe.operations() >= trigger.operations)
+        value = self.probe.metric(trigger.metric)
+        if value is None:
+            return False
+        if trigger.above is not None:
+            return bool(value > trigger.above)
+        return bool(value < trigger.below)
 
     def _run(self, t0: float) -> None:
-        for step in self.steps:
-            delay = t0 + step.at - self.clock()
-            if delay > 0 and self._stop.wait(delay):
+        queue: list[tuple[float, int, int, str]] = [
+            (s.at, s.action != "stop", s.index, s.action) for s in plan(self.faults)]
+        heapq.heapify(queue)
+        end = self.load_duration if self.load_duration is not None else float("inf")
+        waiting = {i: f for i, f in enumerate(self.faults) if f.when is not None}
+        while not self._stop.is_set() and (queue or waiting):
+            now = self.clock() - t0
+            for index, fault in list(waiting.items()):
+                if now < fault.at:
+                    continue
+                deadline = fault.when.deadline if fault.when.deadline is not None else end
+                if self._condition(fault.when):
+                    del waiting[index]
+                    heapq.heappush(queue, (now, 1, index, "start"))
+                elif now >= deadline:
+                    del waiting[index]
+                    reason = (f"{fault.when.describe()} did not happen between {fault.at:g}s "
+                              f"and {deadline:g}s")
+                    self.skipped[index] = reason
+                    self.log.record("skipped", {"index": index, "name": fault.label,
+                                                "fault": fault.kind, "reason": reason})
+            while queue and queue[0][0] <= self.clock() - t0:
+                _, _, index, action = heapq.heappop(queue)
+                if not self._do(action, index) or action != "start":
+                    continue
+                self.started[index] = self.clock() - t0
+                fault = self.faults[index]
+                after = _heal_after(fault)
+                if after is not None and fault.when is not None:
+                    heapq.heappush(queue, (self.started[index] + after, 0, index, "stop"))
+            wake = queue[0][0] - (self.clock() - t0) if queue else POLL
+            if waiting:
+                wake = min(wake, POLL)
+            if self._stop.wait(max(0.0, wake)):
                 return
-            if self._stop.is_set():
-                return
-            fault = self.faults[step.index]
-            nemesis = self._nemesis(fault)
-            try:
-                with self._lock:
-                    if step.action == "start":
-                        nemesis.start(step.index, fault)
-                    else:
-                        nemesis.stop(step.index)
-            except Exception as exc:  # recorded; the drill goes on and heal still runs
-                msg = f"{step.action} {fault.label}: {type(exc).__name__}: {exc}"
-                self.errors.append(msg)
-                self.log.record("error", {"index": step.index, "name": fault.label,
-                                          "fault": fault.kind, "error": msg})
 
     def start(self, t0: float | None = None) -> FaultTimeline:
         """Run the timeline in a daemon thread from ``t0`` (default: now)."""
@@ -99,10 +194,9 @@ class FaultTimeline:
     def active(self) -> list[str]:
         """Labels of the faults in force now."""
         out: list[str] = []
-        for nemesis in (self.network, self.process):
-            if nemesis is not None:
-                with contextlib.suppress(Exception):
-                    out += nemesis.active
+        for nemesis in self.nemeses.values():
+            with contextlib.suppress(Exception):
+                out += nemesis.active
         return out
 
     def heal_all(self) -> list[str]:
@@ -110,12 +204,11 @@ class FaultTimeline:
         again needs its hops)."""
         self._stop.set()
         undone: list[str] = []
+        order = sorted(self.nemeses, key=lambda k: {"toxic": 0, "action": 1}.get(k, 2))
         with self._lock:
-            for nemesis in (self.network, self.process):
-                if nemesis is None:
-                    continue
+            for kind in order:
                 try:
-                    undone += nemesis.heal_all()
+                    undone += self.nemeses[kind].heal_all()
                 except Exception as exc:
                     self.errors.append(f"heal: {type(exc).__name__}: {exc}")
         return undone

@@ -1,9 +1,9 @@
-"""Run ``loadtests/locustfile.py`` headless, as a subprocess, and follow its history.
+"""Run a workload's locustfile headless, as a subprocess, and follow its history.
 
 Locust is never imported here: it monkey-patches the whole process with gevent, which
 would break the runner's threads and asyncio. The subprocess gets everything through
-its environment (see the locustfile's docstring) and writes one history file per Locust
-process into ``history_dir``; :func:`faultline.load.merge_histories` joins them.
+its environment (see :mod:`faultline.load.client.user`) and writes one history file per
+Locust process into ``history_dir``; :func:`faultline.history.merge_histories` joins them.
 
 Bounds: only a ``127.0.0.1`` target is accepted; the run ends by the load shape at the
 scenario's duration, Locust's own ``--run-time`` a little later, and a hard kill of the
@@ -13,7 +13,7 @@ With a :class:`LocustMaster`, the subprocess is a Locust master that runs no use
 itself: it waits (bounded) for ``expect_workers`` workers, which
 ``faultline load-worker`` starts on other machines, drives the shape, and writes the
 history its workers send over Locust's channel into ``history_dir``
-(``loadtests/history_relay.py``), one file per worker, on this machine's clock.
+(``faultline.load.client._relay``), one file per worker, on this machine's clock.
 """
 
 from __future__ import annotations
@@ -30,10 +30,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["LOCUSTFILE", "LoadError", "LoadProgress", "LocustMaster", "LocustRun", "check_target"]
+__all__ = ["LoadError", "LoadProgress", "LocustMaster", "LocustRun", "check_target"]
 
-#: the drills' locustfile (the repository's ``loadtests/``)
-LOCUSTFILE = Path(__file__).resolve().parents[2] / "loadtests" / "locustfile.py"
 #: upper bounds on what one drill may ask of this machine
 MAX_USERS = 2000
 MAX_DURATION = 6 * 3600.0
@@ -108,19 +106,23 @@ class LoadProgress:
 
 @dataclass
 class LocustRun:
-    """One headless Locust run against ``host``.
+    """One headless Locust run of ``locustfile`` against ``host``.
 
     ``load`` is the scenario's load as JSON (``Scenario.load.model_dump(by_alias=True)``),
-    ``stack_file`` the seed JSON, ``history_dir`` where the history files go. ``workers``
+    ``stack_file`` the workload data, ``history_dir`` where the history files go; the
+    users' choices come from ``seed`` and their keys carry ``run_tag``. ``workers``
     > 1 runs Locust with ``--processes N`` (one master, N forked workers); ``master``
     makes it a master for remote workers instead.
     """
 
     host: str
+    locustfile: Path
     load: dict[str, Any]
     stack_file: Path
     history_dir: Path
     seed: int = 0
+    run_tag: str = ""
+    probe: bool = False
     workers: int = 1
     client_timeout: float = 2.0
     log_file: Path | None = None
@@ -135,6 +137,7 @@ class LocustRun:
     def __post_init__(self) -> None:
         self.host = check_target(self.host)
         # Locust runs in loadtests/: a relative path would name another file there
+        self.locustfile = Path(self.locustfile).resolve()
         self.stack_file = Path(self.stack_file).resolve()
         self.history_dir = Path(self.history_dir).resolve()
         if self.log_file is not None:
@@ -161,7 +164,7 @@ class LocustRun:
         # the shape ends a client timeout after the duration; --run-time is the backstop
         run_time = max(1, int(self.duration + self.client_timeout + 4 + 0.999))
         cmd = [
-            sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
+            sys.executable, "-m", "locust", "-f", str(self.locustfile), "--headless",
             "--host", self.host, "--run-time", f"{run_time}s", "--stop-timeout", "3",
             "--only-summary", "--loglevel", "WARNING", "--exit-code-on-error", "0",
         ]
@@ -178,6 +181,8 @@ class LocustRun:
             "FAULTLINE_STACK": str(self.stack_file),
             "FAULTLINE_HISTORY_DIR": str(self.history_dir),
             "FAULTLINE_SEED": str(self.seed),
+            "FAULTLINE_RUN_TAG": self.run_tag,
+            "FAULTLINE_PROBE": "1" if self.probe else "0",
             "FAULTLINE_CLIENT_TIMEOUT": str(self.client_timeout),
             "FAULTLINE_PARENT_PID": str(os.getpid()),
             "PYTHONUNBUFFERED": "1",
@@ -193,7 +198,7 @@ class LocustRun:
             self.proc = subprocess.Popen(
                 self.command(), env=self.environment(), stdin=subprocess.DEVNULL,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                cwd=str(LOCUSTFILE.parent),
+                cwd=str(self.history_dir),
             )
         except OSError as exc:
             raise LoadError(f"could not start locust: {exc}") from exc
@@ -311,7 +316,7 @@ class LocustRun:
     def progress(self) -> LoadProgress:
         """Tail the history files: completed operations, errors, operations/s (since the
         previous call)."""
-        from faultline.checks import is_error
+        from faultline.history import is_error
 
         p = self._progress
         for path in self.history_files():

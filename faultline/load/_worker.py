@@ -1,10 +1,11 @@
 """``faultline load-worker``: a Locust worker on a load machine, for a master elsewhere.
 
-The worker runs ``loadtests/locustfile.py`` as ``locust --worker``; everything about the
-drill (load, seed, client timeout, the seed merchants, the api's address) comes from
-the master with its spawn messages, and the worker's history goes back to the master
-over the same channel (``loadtests/history_relay.py``): the load machine needs the
-repository and the master's address, nothing else.
+The worker runs the system's locustfile (its profile's workload) as ``locust
+--worker``; everything about the drill (load, seed, client timeout, the workload data,
+the system's address) comes from the master with its spawn messages, and the worker's
+history goes back to the master over the same channel (``faultline.load.client._relay``):
+the load machine needs Faultline and the system's package installed, and the master's
+address, nothing else.
 
 Bounds: if the master has not answered within ``connect_timeout`` the worker is stopped
 with a clear :class:`LoadError`; once connected it runs until the master ends the run
@@ -25,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._locust import LOCUSTFILE, MASTER_PORT, MAX_DURATION, LoadError
+from ._locust import MASTER_PORT, MAX_DURATION, LoadError
 
 __all__ = ["LocustWorker"]
 
@@ -35,6 +36,8 @@ class LocustWorker:
     """One Locust worker process for the master at ``master_host:master_port``."""
 
     master_host: str
+    #: the workload's Locust file (``SystemProfile.workload.locustfile``)
+    locustfile: Path
     master_port: int = MASTER_PORT
     #: seconds to wait for the master to answer
     connect_timeout: float = 60.0
@@ -55,7 +58,7 @@ class LocustWorker:
 
     def command(self) -> list[str]:
         """The Locust command line (headless; the master decides the rest)."""
-        return [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker",
+        return [sys.executable, "-m", "locust", "-f", str(self.locustfile), "--worker",
                 "--master-host", self.master_host, "--master-port", str(self.master_port),
                 "--headless", "--only-summary", "--loglevel", "WARNING",
                 "--exit-code-on-error", "0"]
@@ -78,7 +81,7 @@ class LocustWorker:
             try:
                 proc = subprocess.Popen(self.command(), env=self.environment(ready),
                                         stdin=subprocess.DEVNULL, start_new_session=True,
-                                        cwd=str(LOCUSTFILE.parent))
+                                        cwd=tmp)
             except OSError as exc:
                 raise LoadError(f"could not start locust: {exc}") from exc
             try:

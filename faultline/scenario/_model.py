@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -17,16 +16,15 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from faultline.checks import INVARIANTS
+from faultline.system import DEFAULT_SYSTEM
 
 from ._duration import Duration, parse_duration
 from ._toxics import TOXIC_TYPES, validate_attributes
 
 __all__ = [
-    "HOPS",
-    "OPERATIONS",
     "PROFILES",
-    "SERVICE_PATTERN",
     "SIGNALS",
+    "ActionFault",
     "Bound",
     "ExpectedAlert",
     "Fault",
@@ -38,33 +36,16 @@ __all__ = [
     "Scenario",
     "SpikeSpec",
     "ToxicFault",
+    "Trigger",
 ]
 
-#: scenario hop name -> fault-proxy name (docs/contracts.md §3)
-HOPS: dict[str, str] = {
-    "api->postgres": "api_postgres",
-    "api->replica": "api_replica",
-    "api->redis": "api_redis",
-    "api->risk": "api_risk",
-    "replication": "replication",
-    "relay->postgres": "relay_postgres",
-    "relay->redis": "relay_redis",
-    "worker->postgres": "worker_postgres",
-    "worker->redis": "worker_redis",
-}
 PROFILES = ("steady", "ramp", "spike", "soak")
-OPERATIONS = ("transfer", "replay", "replay_diff", "balance", "statement")
 SIGNALS = ("SIGKILL", "SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGABRT")
-SERVICE_PATTERN = re.compile(r"^(api|relay|risk|worker|postgres|replica|redis|proxy)(-\d+)?$")
-_SERVICE_HELP = "api, relay, risk, worker-N, postgres, replica, redis (optionally -N)"
-
-DEFAULT_MIX: dict[str, float] = {
-    "transfer": 60.0,
-    "replay": 10.0,
-    "replay_diff": 5.0,
-    "balance": 15.0,
-    "statement": 10.0,
-}
+#: toxics whose toxicity rolls per request/reply exchange in scenarios unless told
+#: otherwise: with pooled connections opened before the fault, a per-connection roll
+#: is all or nothing (the Toxiproxy API's own default stays per connection)
+EXCHANGE_SCOPED = frozenset({"lost_ack", "reset_peer", "timeout", "slicer", "stall",
+                             "half_close"})
 
 
 class _Model(BaseModel):
@@ -94,10 +75,11 @@ class LoadSpec(_Model):
     spawn_rate: float | None = Field(None, gt=0)
     duration: Duration = 60.0
     rate: float | None = Field(None, gt=0)
-    mix: dict[Literal["transfer", "replay", "replay_diff", "balance", "statement"], float] = Field(
-        default_factory=lambda: dict(DEFAULT_MIX)  # type: ignore[arg-type]
-    )
+    #: relative weights of the workload's operations (default: the workload's own)
+    mix: dict[str, float] | None = None
     spike: SpikeSpec | None = None
+    #: the workload's own knobs, checked by its profile (e.g. amounts, races)
+    params: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("duration")
     @classmethod
@@ -108,7 +90,9 @@ class LoadSpec(_Model):
 
     @field_validator("mix")
     @classmethod
-    def _weights(cls, v: dict[str, float]) -> dict[str, float]:
+    def _weights(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        if v is None:
+            return v
         if any(w < 0 for w in v.values()):
             raise ValueError("mix weights must be >= 0")
         if not v or sum(v.values()) <= 0:
@@ -124,11 +108,51 @@ class LoadSpec(_Model):
 # ---------------------------------------------------------------- faults
 
 
+class Trigger(_Model):
+    """Start a fault when the system reaches a state, not at a fixed time.
+
+    ``metric`` (a well-known name of the system's profile such as ``outbox_backlog``,
+    ``stream_pending``, ``inflight``, ``replica_lag``, or a raw metric name; summed over
+    services and labels) crossing ``above`` or ``below``, or ``operations``: after that
+    many completed client operations. The fault's ``at`` is when watching begins;
+    ``deadline`` (seconds from load start, default: the load's end) is when the drill
+    gives up: the fault is then not injected, which the verdict reports (vacuous).
+    """
+
+    metric: str | None = None
+    above: float | None = None
+    below: float | None = None
+    operations: int | None = Field(None, ge=1)
+    deadline: Duration | None = None
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> Trigger:
+        if (self.metric is None) == (self.operations is None):
+            raise ValueError("a 'when' needs exactly one of: metric (with above or below), "
+                             "operations")
+        if self.metric is not None and (self.above is None) == (self.below is None):
+            raise ValueError("a metric condition needs exactly one of 'above', 'below'")
+        if self.operations is not None and (self.above is not None or self.below is not None):
+            raise ValueError("'above'/'below' go with 'metric', not with 'operations'")
+        return self
+
+    def describe(self) -> str:
+        if self.operations is not None:
+            return f"after {self.operations} operations"
+        bound = f"> {self.above:g}" if self.above is not None else f"< {self.below:g}"
+        return f"{self.metric} {bound}"
+
+
 class _FaultBase(_Model):
     at: Duration
     for_: Duration | None = Field(None, alias="for")
     until: Duration | None = None
     name: str | None = None
+    #: start when the system reaches a state (from ``at`` on), not at ``at``
+    when: Trigger | None = None
+    #: ``false`` for a fault that may legitimately change nothing (the verdict would
+    #: otherwise call a drill whose fault never touched the system vacuous)
+    expect_effect: bool = True
 
     @model_validator(mode="after")
     def _window(self) -> _FaultBase:
@@ -136,18 +160,32 @@ class _FaultBase(_Model):
             raise ValueError("give either 'for' or 'until', not both")
         if self.until is not None and self.until <= self.at:
             raise ValueError(f"'until' ({self.until:g}s) must be after 'at' ({self.at:g}s)")
+        if self.when is not None and self.until is not None:
+            raise ValueError("a triggered fault ('when') lasts 'for' a time; 'until' is "
+                             "a fixed time it cannot know")
+        if (self.when is not None and self.when.deadline is not None
+                and self.when.deadline <= self.at):
+            raise ValueError(f"'when.deadline' ({self.when.deadline:g}s) must be after "
+                             f"'at' ({self.at:g}s)")
         return self
 
     @property
     def end(self) -> float | None:
-        """When the fault heals (seconds from load start); ``None`` = at the end of load."""
+        """When the fault heals (seconds from load start) if it starts at ``at``;
+        ``None`` = at the end of the load. A triggered fault lasts ``for`` from when
+        it really started."""
         if self.for_ is not None:
             return self.at + self.for_
         return self.until
 
     @property
     def kind(self) -> str:
-        """``toxic``, ``kill``, ``pause`` or ``restart``."""
+        """``toxic``, ``kill``, ``pause``, ``restart`` or ``action``."""
+        raise NotImplementedError
+
+    @property
+    def target(self) -> str:
+        """What it acts on: the hop, the service or the action's name."""
         raise NotImplementedError
 
     @property
@@ -156,19 +194,20 @@ class _FaultBase(_Model):
         raise NotImplementedError
 
 
-def _check_service(v: str) -> str:
-    if not isinstance(v, str) or not SERVICE_PATTERN.match(v):
-        raise ValueError(f"unknown service {v!r}; expected one of: {_SERVICE_HELP}")
-    return v
-
-
 class ToxicFault(_FaultBase):
-    """A toxic on one network hop. Attributes may be written flat or under ``attributes``."""
+    """A toxic on one network hop. Attributes may be written flat or under ``attributes``.
+
+    ``scope``: does toxicity roll per connection (Toxiproxy's meaning) or per
+    request/reply exchange? Default: per exchange for the toxics that act on one
+    exchange (``lost_ack``, ``reset_peer``, ``timeout``, ``slicer``, ...), so that a
+    toxicity of 0.2 hits about a fifth of the requests even on pooled connections.
+    """
 
     hop: str
     toxic: str
     stream: Literal["upstream", "downstream"] = "downstream"
     toxicity: float = Field(1.0, ge=0.0, le=1.0)
+    scope: Literal["connection", "exchange"] | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="before")
@@ -176,7 +215,8 @@ class ToxicFault(_FaultBase):
     def _gather_attributes(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        known = {"at", "for", "for_", "until", "name", "hop", "toxic", "stream", "toxicity", "attributes"}
+        known = {"at", "for", "for_", "until", "name", "hop", "toxic", "stream", "toxicity",
+                 "scope", "attributes", "when", "expect_effect"}
         extra = {k: v for k, v in data.items() if k not in known}
         if not extra:
             return data
@@ -185,13 +225,6 @@ class ToxicFault(_FaultBase):
         out = {k: v for k, v in data.items() if k in known}
         out["attributes"] = merged
         return out
-
-    @field_validator("hop")
-    @classmethod
-    def _hop(cls, v: str) -> str:
-        if v not in HOPS:
-            raise ValueError(f"unknown hop {v!r}; expected one of: {', '.join(HOPS)}")
-        return v
 
     @field_validator("toxic")
     @classmethod
@@ -203,16 +236,18 @@ class ToxicFault(_FaultBase):
     @model_validator(mode="after")
     def _attributes(self) -> ToxicFault:
         object.__setattr__(self, "attributes", validate_attributes(self.toxic, self.attributes))
+        if self.scope is None:
+            scope = "exchange" if self.toxic in EXCHANGE_SCOPED else "connection"
+            object.__setattr__(self, "scope", scope)
         return self
-
-    @property
-    def proxy(self) -> str:
-        """The fault-proxy name of the hop (``api->postgres`` -> ``api_postgres``)."""
-        return HOPS[self.hop]
 
     @property
     def kind(self) -> str:
         return "toxic"
+
+    @property
+    def target(self) -> str:
+        return self.hop
 
     @property
     def label(self) -> str:
@@ -226,10 +261,12 @@ class KillFault(_FaultBase):
     signal: Literal["SIGKILL", "SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGABRT"] = "SIGKILL"
     restart_after: Duration | None = None
 
-    _service = field_validator("kill")(classmethod(lambda cls, v: _check_service(v)))
-
     @property
     def service(self) -> str:
+        return self.kill
+
+    @property
+    def target(self) -> str:
         return self.kill
 
     @property
@@ -246,8 +283,6 @@ class PauseFault(_FaultBase):
 
     pause: str
 
-    _service = field_validator("pause")(classmethod(lambda cls, v: _check_service(v)))
-
     @model_validator(mode="after")
     def _needs_window(self) -> PauseFault:
         if self.end is None:
@@ -258,6 +293,10 @@ class PauseFault(_FaultBase):
 
     @property
     def service(self) -> str:
+        return self.pause
+
+    @property
+    def target(self) -> str:
         return self.pause
 
     @property
@@ -274,10 +313,12 @@ class RestartFault(_FaultBase):
 
     restart: str
 
-    _service = field_validator("restart")(classmethod(lambda cls, v: _check_service(v)))
-
     @property
     def service(self) -> str:
+        return self.restart
+
+    @property
+    def target(self) -> str:
         return self.restart
 
     @property
@@ -289,7 +330,26 @@ class RestartFault(_FaultBase):
         return self.name or f"restart {self.restart}"
 
 
-_FAULT_KEYS = ("toxic", "kill", "pause", "restart")
+class ActionFault(_FaultBase):
+    """A fault only this system has, from its profile's ``actions``
+    (``action: replica_replay_pause``), healed when the window ends."""
+
+    action: str
+
+    @property
+    def kind(self) -> str:
+        return "action"
+
+    @property
+    def target(self) -> str:
+        return self.action
+
+    @property
+    def label(self) -> str:
+        return self.name or self.action
+
+
+_FAULT_KEYS = ("toxic", "kill", "pause", "restart", "action")
 
 
 def _fault_kind(data: Any) -> str | None:
@@ -307,12 +367,13 @@ Fault = Annotated[
     Annotated[ToxicFault, Tag("toxic-fault")]
     | Annotated[KillFault, Tag("kill-fault")]
     | Annotated[PauseFault, Tag("pause-fault")]
-    | Annotated[RestartFault, Tag("restart-fault")],
+    | Annotated[RestartFault, Tag("restart-fault")]
+    | Annotated[ActionFault, Tag("action-fault")],
     Discriminator(
         _fault_kind,
         custom_error_type="fault_kind",
         custom_error_message=(
-            "a fault needs exactly one of: toxic (with hop), kill, pause, restart"
+            "a fault needs exactly one of: toxic (with hop), kill, pause, restart, action"
         ),
     ),
 ]
@@ -393,15 +454,24 @@ class ExpectedAlert(_Model):
 
 
 class Scenario(_Model):
-    """One drill: the stack, the load, the fault timeline and what must hold."""
+    """One drill: the system and its stack, the load, the fault timeline, what must hold.
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    ``system`` names the system under test (its profile: ``payments`` by default, an
+    installed profile's name, or ``package.module:PROFILE``). What depends on that system
+    — hop, service and action names, the load's operations and params, which invariants
+    apply — is checked against its profile when the file is loaded
+    (:func:`faultline.scenario.load_scenario`). ``invariants`` left out (or ``all``)
+    means every invariant that applies to the system.
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=120)
     description: str = ""
+    system: str = Field(DEFAULT_SYSTEM, min_length=1, max_length=200)
     seed: int = 0
     stack: Literal["local", "compose", "external"] = "local"
     load: LoadSpec
-    faults: list[Fault] = Field(default_factory=list)
-    invariants: list[str] = Field(default_factory=lambda: list(INVARIANTS))
+    faults: list[Fault] = Field(default_factory=list, max_length=200)
+    invariants: list[str] | None = None
     slos: list[SLOSpec] = Field(default_factory=list)
     recover_within: Duration | None = None
     expect_alerts: list[ExpectedAlert] = Field(default_factory=list)
@@ -412,13 +482,13 @@ class Scenario(_Model):
     @classmethod
     def _invariants(cls, v: Any) -> Any:
         if v == "all" or v is None:
-            return list(INVARIANTS)
+            return None  # every invariant that applies to the system (its profile says)
         if isinstance(v, list):
+            if "all" in v:
+                return None
             out: list[str] = []
             for name in v:
-                if name == "all":
-                    out.extend(n for n in INVARIANTS if n not in out)
-                elif name not in INVARIANTS:
+                if name not in INVARIANTS:
                     raise ValueError(
                         f"unknown invariant {name!r}; expected 'all' or any of: {', '.join(INVARIANTS)}"
                     )
@@ -457,9 +527,14 @@ class Scenario(_Model):
 
     def with_overrides(self, *, seed: int | None = None, duration: Any = None) -> Scenario:
         """A copy with the CLI's ``--seed`` / ``--duration`` applied (re-validated)."""
-        data = self.model_dump(by_alias=True)
+        data = self.model_dump(by_alias=True, exclude_none=True)
         if seed is not None:
             data["seed"] = seed
         if duration is not None:
             data["load"]["duration"] = parse_duration(duration)
         return Scenario.model_validate(data)
+
+    @property
+    def checks(self) -> list[str]:
+        """The invariants this drill checks (resolved against the profile on load)."""
+        return list(self.invariants or ())

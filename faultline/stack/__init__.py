@@ -1,24 +1,35 @@
-"""Launchers of the payment stack: ``LocalStack`` (local processes, the default),
-``ExternalStack`` (attach to a running one by URLs) and ``ComposeStack`` (containers).
+"""Launchers: how a system's stack starts, stops and takes process faults.
 
-Every launcher has the :class:`Launcher` shape; ``sweep()`` ends what the stacks of a
-killed owner left behind.
+One shape for every target: a :class:`Launcher` returns a :class:`StackInfo` and raises
+:class:`StackError`. ``LocalStack`` runs a system's :class:`LocalTopology` as local
+processes (the default target), ``ComposeStack`` runs its containers, and
+``ExternalStack`` attaches to a stack somebody else runs. ``sweep()`` ends what the
+stacks of a killed owner left behind.
 """
 
+from faultline.stack._embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from faultline.stack._external import ExternalStack
-from faultline.stack._launcher import HOPS, SERVICES, Launcher, StackError, StackInfo
-from faultline.stack._local import LocalStack, StackInterrupted, stop_on_signals
+from faultline.stack._launcher import Launcher, StackError, StackInfo
+from faultline.stack._local import LocalStack, StackInterrupted, stop_on_signals, write_private
 from faultline.stack._state import sweep
+from faultline.stack._topology import App, LocalTopology, Postgres, Redis, Wiring
 
 __all__ = [
-    "HOPS",
-    "SERVICES",
+    "App",
+    "EmbeddedPostgres",
+    "EmbeddedRedis",
     "ExternalStack",
     "Launcher",
     "LocalStack",
+    "LocalTopology",
+    "Postgres",
+    "Redis",
     "StackError",
     "StackInfo",
     "StackInterrupted",
+    "Wiring",
+    "free_port",
     "stop_on_signals",
     "sweep",
+    "write_private",
 ]

@@ -1,10 +1,14 @@
 """``faultline stack up|status|down``.
 
-``up`` starts the local stack and keeps it until Ctrl-C or SIGTERM, then stops
-everything. ``up --detach`` runs that same foreground ``up`` as a background supervisor
-process (its own session) and returns once the stack is ready; ``status`` lists the
-running stacks from their state files and ``down`` asks each supervisor to stop (SIGTERM),
-then sweeps whatever is left.
+``up`` starts a system's local stack (``--system``, default payments) and keeps it until
+Ctrl-C or SIGTERM, then stops everything. ``up --detach`` runs that same foreground
+``up`` as a background supervisor process (its own session) and returns once the stack
+is ready; ``status`` lists the running stacks from their state files and ``down`` asks
+each supervisor to stop (SIGTERM), then sweeps whatever is left.
+
+``status`` and ``down`` only see the stacks started from this working directory (one
+checkout's stacks are not another's business); ``--all`` widens them to every stack of
+this user, a stack id narrows them to one.
 """
 
 from __future__ import annotations
@@ -28,8 +32,8 @@ DETACH_TIMEOUT = 300.0
 
 def register(subparsers: Any) -> None:
     """Add ``stack`` and its ``up``, ``status`` and ``down`` subcommands."""
-    stack = subparsers.add_parser("stack", help="start, inspect or stop the local payment stack",
-                                  description="The local payment stack (every hop through "
+    stack = subparsers.add_parser("stack", help="start, inspect or stop a system's local stack",
+                                  description="A system's local stack (every hop through "
                                   "the fault proxy).")
     stack.set_defaults(func=lambda args: _usage(stack))
     sub = stack.add_subparsers(dest="stack_command", metavar="COMMAND")
@@ -38,13 +42,19 @@ def register(subparsers: Any) -> None:
     up.add_argument("--detach", action="store_true",
                     help="leave it running in the background; `faultline stack down` stops it")
     up.add_argument("--run-dir", help="logs, stack.json, proxy events (default runs/stack-<time>)")
-    up.add_argument("--bugs", default="", help="comma list of deliberate bugs (PAYMENTS_BUGS)")
-    up.add_argument("--no-replica", action="store_true", help="no read replica")
+    up.add_argument("--system", default=None, help="the system (its profile; default payments)")
+    up.add_argument("--bugs", default="", help="comma list of the system's deliberate bugs")
     up.add_argument("--ready-file", help=argparse.SUPPRESS)
     up.set_defaults(func=_up)
 
-    sub.add_parser("status", help="list running stacks").set_defaults(func=_status)
-    down = sub.add_parser("down", help="stop detached stacks and sweep leftovers of killed ones")
+    status = sub.add_parser("status", help="list the running stacks of this directory")
+    status.add_argument("stack_id", nargs="?", help="only this stack")
+    status.add_argument("--all", action="store_true", help="every stack of this user")
+    status.set_defaults(func=_status)
+    down = sub.add_parser("down", help="stop this directory's detached stacks and sweep "
+                                       "leftovers of killed ones")
+    down.add_argument("stack_id", nargs="?", help="only this stack")
+    down.add_argument("--all", action="store_true", help="every stack of this user")
     down.add_argument("--timeout", type=float, default=60.0,
                       help="seconds to wait for an orderly stop before killing")
     down.set_defaults(func=_down)
@@ -65,11 +75,11 @@ def _say(msg: str) -> None:
 
 
 def _print_info(info: dict[str, Any]) -> None:
-    print(f"api       {info.get('api_url')}")
-    print(f"database  {info.get('database_url')}")
-    print(f"replica   {info.get('replica_url')}")
-    print(f"redis     {info.get('redis_url')}")
+    print(f"system    {info.get('system')}")
+    print(f"base url  {info.get('base_url')}")
     print(f"proxy     {info.get('proxy_url')}")
+    for name, url in sorted((info.get("endpoints") or {}).items()):
+        print(f"{name:<9} {url}")
     print(f"run dir   {info.get('run_dir')}")
     for name, pid in sorted((info.get("pids") or {}).items()):
         print(f"  {name:<9} pid {pid}")
@@ -88,9 +98,17 @@ def _up(args: argparse.Namespace) -> int:
         return _up_detached(args, run_dir)
     from faultline.stack._launcher import StackError
     from faultline.stack._local import LocalStack, StackInterrupted, stop_on_signals
+    from faultline.system import ProfileError, load_profile
 
-    stack = LocalStack(run_dir=run_dir, bugs=bugs, replica=not args.no_replica,
-                       detached=bool(args.ready_file), log=_say)
+    try:
+        stack = load_profile(args.system).launcher("local", run_dir=run_dir.resolve(),
+                                                   bugs=bugs)
+    except (ProfileError, StackError) as exc:
+        return _err(str(exc))
+    if not isinstance(stack, LocalStack):
+        return _err("this system's local launcher cannot run as a detached stack")
+    stack.state.detached = bool(args.ready_file)
+    stack.log = _say
     try:
         with stop_on_signals():
             try:
@@ -123,8 +141,8 @@ def _up_detached(args: argparse.Namespace, run_dir: Path) -> int:
             "--ready-file", str(ready)]
     if args.bugs:
         argv += ["--bugs", args.bugs]
-    if args.no_replica:
-        argv.append("--no-replica")
+    if args.system:
+        argv += ["--system", args.system]
     log_path = run_dir / "supervisor.log"
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
@@ -143,12 +161,24 @@ def _up_detached(args: argparse.Namespace, run_dir: Path) -> int:
     return 0
 
 
-def _status(args: argparse.Namespace) -> int:
+def _mine(args: argparse.Namespace) -> list[Any]:
+    """The stacks ``status``/``down`` act on: this directory's, one id's, or all."""
     from faultline.stack._state import StackState
 
     states = StackState.all()
+    if args.stack_id:
+        return [st for st in states if st.id == args.stack_id]
+    if args.all:
+        return states
+    here = str(Path.cwd().resolve())
+    return [st for st in states if st.workdir == here]
+
+
+def _status(args: argparse.Namespace) -> int:
+    states = _mine(args)
     if not states:
-        print("no stack running")
+        print("no stack running" + ("" if args.all or args.stack_id else
+                                    " from this directory (--all shows every stack)"))
         return 0
     for st in states:
         alive = st.owner_alive()
@@ -163,10 +193,10 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    from faultline.stack._state import StackState, process_alive, sweep
+    from faultline.stack._state import process_alive, sweep
 
     stopped = 0
-    for st in StackState.all():
+    for st in _mine(args):
         if not (st.detached and st.owner_alive()):
             continue
         os.kill(st.owner_pid, signal.SIGTERM)
@@ -180,6 +210,11 @@ def _down(args: argparse.Namespace) -> int:
         print(f"stopped stack {st.id} (supervisor pid {st.owner_pid})")
     for line in sweep():
         print(f"swept {line}")
+    from faultline.drill._registry import RunRegistry
+
+    for line in RunRegistry(Path("runs") / ".active").sweep():
+        print(f"swept a killed run: {line}")
     if not stopped:
-        print("no detached stack was running")
+        print("no detached stack was running" + ("" if args.all or args.stack_id else
+                                                 " from this directory (--all: every stack)"))
     return 0

@@ -1,32 +1,19 @@
-"""The shape every launcher has (local processes, compose, an external stack).
+"""The one shape of a running stack (:class:`StackInfo`), of a launcher (:class:`Launcher`)
+and of its failures (:class:`StackError`), whatever the target: local processes, compose
+containers, or a stack somebody else runs.
 
-The drill runner needs the same few things from each: ``start()`` returning a
-:class:`StackInfo`, ``stop()``, the service faults of the process nemesis
-(``kill``/``pause``/``resume``/``start(service)``/``restart``) and ``snapshot()`` of the
-final state (contracts §5).
+The engine only ever sees these. What is specific to one system (the database URLs its
+snapshot reads, the accounts its load uses) travels opaquely in ``endpoints`` and
+``workload_data``, read only by that system's profile and workload.
 """
 
 from __future__ import annotations
 
+import signal
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["HOPS", "SERVICES", "Launcher", "StackError", "StackInfo"]
-
-#: scenario hop name -> fault proxy name (contracts §3)
-HOPS: dict[str, str] = {
-    "api->postgres": "api_postgres",
-    "api->replica": "api_replica",
-    "api->redis": "api_redis",
-    "api->risk": "api_risk",
-    "replication": "replication",
-    "relay->postgres": "relay_postgres",
-    "relay->redis": "relay_redis",
-    "worker->postgres": "worker_postgres",
-    "worker->redis": "worker_redis",
-}
-#: the services a launcher can kill, pause, resume and restart
-SERVICES = ("postgres", "replica", "redis", "risk", "api", "relay", "worker-1", "worker-2")
+__all__ = ["Launcher", "StackError", "StackInfo"]
 
 
 class StackError(RuntimeError):
@@ -37,62 +24,69 @@ class StackError(RuntimeError):
 class StackInfo:
     """Where a running stack answers. Every URL is on 127.0.0.1.
 
-    ``database_url`` and ``redis_url`` are direct (no proxy): they are for the final-state
-    snapshot, which must see the truth whatever the faults. ``proxy_url`` is the fault
-    proxy's API, ``hops`` maps scenario hop names to its proxy names, ``seed`` is the
-    output of ``payments.seed`` (also ``RUN_DIR/stack.json``).
+    ``base_url`` is where the workload's clients send their requests. ``proxy_url`` is
+    the fault proxy's API and ``hops`` maps the hop names scenarios use to its proxy
+    names (only the hops this stack really has). ``services`` are the services process
+    faults may act on (none for an external stack). ``endpoints`` are the system's own
+    addresses (its databases, read directly, never through a proxy, for the snapshot);
+    ``workload_data`` is what its load needs (seed accounts, API keys), written to
+    ``RUN_DIR/stack.json`` (mode 0600) for the Locust users.
     """
 
-    api_url: str
-    database_url: str
-    redis_url: str
-    replica_url: str | None = None
+    system: str
+    target: str
+    base_url: str
     proxy_url: str | None = None
-    metrics_urls: dict[str, str] = field(default_factory=dict)
     hops: dict[str, str] = field(default_factory=dict)
-    seed: dict[str, Any] = field(default_factory=dict)
+    services: list[str] = field(default_factory=list)
+    metrics_urls: dict[str, str] = field(default_factory=dict)
+    endpoints: dict[str, str] = field(default_factory=dict)
+    workload_data: dict[str, Any] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
     run_dir: str | None = None
-    target: str = "local"
-
-    @property
-    def toxiproxy_url(self) -> str | None:
-        """Same as ``proxy_url`` (the name the runner and Toxiproxy users look for)."""
-        return self.proxy_url
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (state files, ``faultline stack up --detach``)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StackInfo:
+        """The inverse of :meth:`to_dict` (unknown keys ignored)."""
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @runtime_checkable
 class Launcher(Protocol):
-    """What the drill runner calls on any stack."""
+    """What the drill engine calls on any stack.
 
-    def start(self, service: str | None = None) -> StackInfo:
-        """Start the whole stack (no argument), or one stopped service of it."""
+    ``controls`` names the process faults it supports (a subset of ``kill``, ``pause``,
+    ``restart``; empty for a stack that is not ours). The control methods raise
+    :class:`StackError` for a service they do not know or cannot control.
+    """
+
+    controls: frozenset[str]
+
+    def start(self) -> StackInfo:
+        """Start the whole stack (or attach to it) and return where it answers."""
 
     def stop(self) -> None:
-        """Heal every fault and stop everything started; idempotent."""
+        """Heal every fault and stop everything it started; idempotent."""
 
     def info(self) -> StackInfo:
-        """Where the running stack answers."""
+        """Where the running stack answers now."""
 
-    def kill(self, service: str, sig: int = ...) -> None:
-        """Send ``sig`` (default SIGKILL) to the service's process group."""
+    def kill(self, service: str, sig: int = signal.SIGKILL) -> int:
+        """Send ``sig`` to the service; returns how many processes it reached."""
 
-    def pause(self, service: str) -> None:
-        """SIGSTOP the service's process group."""
+    def pause(self, service: str) -> int:
+        """Freeze the service (SIGSTOP, cgroup freezer); returns processes frozen."""
 
-    def resume(self, service: str) -> None:
-        """SIGCONT the service's process group."""
+    def resume(self, service: str) -> int:
+        """Thaw a paused service; returns processes resumed."""
+
+    def start_service(self, service: str) -> None:
+        """Start a service that is not running (after a kill); returns once it is ready."""
 
     def restart(self, service: str) -> None:
-        """Stop the service gracefully and start it again on the same port."""
-
-    def snapshot(self) -> dict[str, Any]:
-        """The final-state snapshot (contracts §5), read directly from the databases."""
+        """Stop the service gracefully and start it again; returns once it is ready."""

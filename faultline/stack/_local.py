@@ -1,11 +1,12 @@
-"""The ``local`` launcher (the default): the whole payment stack as local processes.
+"""The ``local`` launcher: a system's stack as local processes (docs/contracts.md).
 
-``LocalStack.start()`` brings up, in order: the PostgreSQL primary; the fault proxy (a
-``faultline proxy serve`` subprocess) with one proxy per hop (contracts §3); Redis; a
-streaming replica whose base backup and replication both go through the
-``replication`` proxy; migrations and the seed (``RUN_DIR/stack.json``); then risk, api,
-relay, worker-1 and worker-2, each reaching its dependencies through its own proxy. It
-returns once every service answers its health endpoint.
+``LocalStack(topology).start()`` brings up, in order: the PostgreSQL primaries and Redis
+servers of the :class:`~faultline.stack.LocalTopology`; the fault proxy (a ``faultline
+proxy serve`` subprocess) with one proxy per hop; the streaming replicas, whose base
+backup and replication go through their replication hop; the topology's ``setup``
+(migrations, seed data, written to ``RUN_DIR/stack.json`` with mode 0600); then the
+apps, each reaching its dependencies only through its hops' proxies. It returns once
+every app answers its health endpoint.
 
 Every child leads its own process group (so a signal reaches its whole tree), is told
 to die with us (``PR_SET_PDEATHSIG``), and is written into a state file as soon as it
@@ -16,8 +17,6 @@ signal when the spawning *thread* ends; it also serialises start, restart and st
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import contextlib
 import json
 import os
@@ -43,28 +42,12 @@ from faultline.stack._embedded import (
     free_port,
     wait_for_port,
 )
-from faultline.stack._launcher import HOPS, SERVICES, StackError, StackInfo
+from faultline.stack._launcher import StackError, StackInfo
 from faultline.stack._state import StackState, stat_fields, stop_group, sweep
+from faultline.stack._topology import App, LocalTopology, Postgres, Redis, Wiring
 
-__all__ = ["LocalStack", "StackInterrupted", "stop_on_signals"]
+__all__ = ["LocalStack", "StackInterrupted", "stop_on_signals", "write_private"]
 
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_SEED = ("--merchants", "2", "--accounts", "10", "--balance", "100000",
-                "--currency", "EUR")
-#: proxy name -> what it fronts
-_UPSTREAM = {
-    "api_postgres": "postgres", "relay_postgres": "postgres", "worker_postgres": "postgres",
-    "replication": "postgres", "api_replica": "replica", "api_redis": "redis",
-    "relay_redis": "redis", "worker_redis": "redis", "api_risk": "risk",
-}
-#: the payment services, in start order: name -> (module, health path)
-_APPS = {
-    "risk": ("risk", "/healthz"),
-    "api": ("api", "/readyz"),
-    "relay": ("relay", "/healthz"),
-    "worker-1": ("worker", "/healthz"),
-    "worker-2": ("worker", "/healthz"),
-}
 T = TypeVar("T")
 
 
@@ -111,29 +94,40 @@ def _http_status(url: str, timeout: float = 1.0) -> int | str:
         return type(exc).__name__
 
 
-@dataclass
-class _App:
-    """One payment service process and how to (re)start it."""
+def write_private(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` readable by its owner only (it holds API keys)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.chmod(path, 0o600)  # an existing file keeps its old mode through O_CREAT
+    return path
 
-    name: str
-    module: str
+
+@dataclass
+class _Process:
+    """One app of the topology as a process, and how to (re)start it."""
+
+    app: App
     port: int
-    health: str
     env: dict[str, str]
     log: Path
     proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.app.name
 
     @property
     def url(self) -> str:
         return f"http://{LOOPBACK}:{self.port}"
 
     def spawn(self) -> None:
+        argv = [sys.executable if a == "{python}" else a for a in self.app.argv]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", f"payments.{self.module}"], cwd=REPO,
-                env={**self.env, "PAYMENTS_PORT": str(self.port)}, stdout=log,
-                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                preexec_fn=die_with_parent)
+                argv, cwd=self.app.cwd, env={**self.env, self.app.port_env: str(self.port)},
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, preexec_fn=die_with_parent)
 
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -143,47 +137,49 @@ class _App:
                 code = None if self.proc is None else self.proc.returncode
                 raise StackError(f"{self.name} exited (code {code}) during start; last lines "
                                  f"of {self.log}:\n{_tail(self.log)}")
-            last = _http_status(self.url + self.health)
+            last = _http_status(self.url + self.app.health)
             if last == 200:
                 return
             time.sleep(0.1)
         raise StackError(f"{self.name} not ready after {timeout:.0f}s (GET {self.url}"
-                         f"{self.health} -> {last}); last lines of {self.log}:\n"
+                         f"{self.app.health} -> {last}); last lines of {self.log}:\n"
                          f"{_tail(self.log)}")
 
 
-class LocalStack:
-    """The payment stack as local processes, every hop through the fault proxy.
+Server = EmbeddedPostgres | EmbeddedRedis
 
-    ``with LocalStack(run_dir=d) as info:`` starts it and always stops it. ``bugs`` is
-    passed to every service as ``PAYMENTS_BUGS``; ``env`` adds/overrides service
-    environment variables. Without ``run_dir`` a temp dir holds the logs (and is
-    removed by ``stop()``).
+
+class LocalStack:
+    """A system's stack as local processes, every hop through the fault proxy.
+
+    ``with LocalStack(topology, run_dir=d) as info:`` starts it and always stops it.
+    ``bugs`` reach the topology's ``env`` (the system decides how to switch them on);
+    ``env`` adds/overrides every app's environment; ``proxy_seed`` seeds the fault
+    proxy's decisions. Without ``run_dir`` a temp dir holds the logs (removed by
+    ``stop()``). A stopped LocalStack does not start again: make a new one.
     """
 
-    def __init__(self, *, run_dir: str | os.PathLike[str] | None = None,
+    controls = frozenset({"kill", "pause", "restart"})
+
+    def __init__(self, topology: LocalTopology, *, run_dir: str | os.PathLike[str] | None = None,
                  bugs: Sequence[str] = (), env: Mapping[str, str] | None = None,
-                 replica: bool = True, seed_args: Sequence[str] = DEFAULT_SEED,
                  proxy_seed: int | None = None, ready_timeout: float = 60.0,
                  detached: bool = False, log: Callable[[str], None] | None = None) -> None:
-        # absolute: the children run in the repository, not in our working directory
+        self.topology = topology
+        # absolute: the children run in other directories than ours
         self.run_dir = Path(run_dir).resolve() if run_dir is not None else None
         self.bugs = [b for b in bugs if b]
         self.extra_env = dict(env or {})
-        self.with_replica = replica
-        self.seed_args = list(seed_args)
         self.proxy_seed = proxy_seed
         self.ready_timeout = ready_timeout
         self.log = log or (lambda msg: None)
         self.state = StackState(detached=detached)
-        self.primary: EmbeddedPostgres | None = None
-        self.replica: EmbeddedPostgres | None = None
-        self.redis: EmbeddedRedis | None = None
+        self.servers: dict[str, Server] = {}
         self.proxy: subprocess.Popen[bytes] | None = None
         self.proxy_url: str | None = None
-        self.listen: dict[str, int] = {}
-        self.apps: dict[str, _App] = {}
-        self.seed: dict[str, Any] = {}
+        self.apps: dict[str, _Process] = {}
+        self.wiring: Wiring | None = None
+        self.workload_data: dict[str, Any] = {}
         self._info: StackInfo | None = None
         self._stopped = False
         self._abort = False
@@ -217,16 +213,12 @@ class LocalStack:
         return self.run_dir / "logs"
 
     # ------------------------------------------------------------ start
-    def start(self, service: str | None = None) -> StackInfo:
-        """Start the whole stack, or (with ``service``) one service that is not running."""
-        if service is not None:
-            self._on_spawner(lambda: self._start_service(service))
-            return self.info()
+    def start(self) -> StackInfo:
+        """Start the whole stack; returns once every app answers."""
         if self._info is not None:
             return self._info
         if self._stopped:
             raise StackError("this LocalStack was stopped; make a new one to start again")
-        self._check_bugs()
         for line in sweep():
             self.log(f"swept: {line}")
         t0 = time.monotonic()
@@ -245,84 +237,81 @@ class LocalStack:
         self.log(f"stack up in {self.startup_seconds:.1f}s")
         return info
 
-    def _check_bugs(self) -> None:
-        """Unknown bug names fail here, not as five services dying at start."""
-        if not self.bugs:
-            return
-        try:
-            from payments.bugs import BUGS
-        except ImportError:
-            return
-        unknown = sorted(set(self.bugs) - set(BUGS))
-        if unknown:
-            raise StackError(f"unknown bug(s) {', '.join(unknown)}; known: {', '.join(sorted(BUGS))}")
-
     def _start_all(self) -> StackInfo:
+        topo = self.topology
         if self.run_dir is None:
             self.run_dir = self._temp_dir("run")
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         self.state.run_dir = str(self.run_dir)
         self.state.save()
-
-        self._step("starting PostgreSQL")
-        self.primary = EmbeddedPostgres(base_dir=self._temp_dir("pg"), tie_to_parent=True,
-                                        extra_conf={"wal_keep_size": "'256MB'"})
-        self._guarded(self.primary.start, "postgres", lambda: self.primary)
+        wiring = self.wiring = Wiring(run_dir=self.run_dir, bugs=list(self.bugs), topology=topo)
+        for server in topo.servers:
+            if isinstance(server, Postgres) and server.replica_of is not None:
+                wiring.ports[server.name] = free_port()  # started after the proxies
+                continue
+            self._step(f"starting {server.name}")
+            self._start_server(server)
+            wiring.ports[server.name] = self.servers[server.name].port
+        for app in topo.apps:
+            wiring.ports[app.name] = free_port()
 
         self._step("starting the fault proxy")
         self._start_proxy()
-
-        self._step("starting Redis")
-        self.redis = EmbeddedRedis(base_dir=self._temp_dir("redis"), tie_to_parent=True)
-        self._guarded(self.redis.start, "redis", lambda: self.redis)
-
-        ports = {"postgres": self.primary.port, "redis": self.redis.port,
-                 "replica": free_port(), "risk": free_port()}
         from faultline.proxy.client import ProxyClient
 
         client = ProxyClient(self.proxy_url)
-        for name, what in _UPSTREAM.items():
-            got = client.create_proxy(name, listen=f"{LOOPBACK}:0",
-                                      upstream=f"{LOOPBACK}:{ports[what]}")
-            self.listen[name] = int(str(got["listen"]).rsplit(":", 1)[1])
+        for hop in topo.hops:
+            got = client.create_proxy(hop.proxy, listen=f"{LOOPBACK}:0",
+                                      upstream=f"{LOOPBACK}:{wiring.ports[hop.target]}")
+            wiring.listen[hop.proxy] = int(str(got["listen"]).rsplit(":", 1)[1])
 
-        if self.with_replica:
-            self._step("starting the replica (base backup through the replication proxy)")
-            self.replica = EmbeddedPostgres(
-                port=ports["replica"], base_dir=self._temp_dir("replica"),
-                replica_of=self.primary, primary_port=self.listen["replication"],
-                tie_to_parent=True)
-            self._guarded(self.replica.start, "replica", lambda: self.replica)
+        for server in topo.servers:
+            if isinstance(server, Postgres) and server.replica_of is not None:
+                self._step(f"starting {server.name} (a replica of {server.replica_of})")
+                self._start_server(server)
 
-        env = self._service_env()
-        self._step("migrating and seeding")
-        self._run_tool("migrate", [], env)
-        out = self._run_tool("seed", self.seed_args, env)
-        try:
-            self.seed = json.loads(out.strip().splitlines()[-1])
-        except (ValueError, IndexError) as exc:
-            raise StackError(f"payments.seed printed no JSON: {out[-500:]!r}") from exc
-        (self.run_dir / "stack.json").write_text(json.dumps(self.seed, indent=2))
+        env = self._env()
+        if topo.setup is not None:
+            self._step("setting up (migrations, seed data)")
+            self.workload_data = dict(topo.setup(wiring) or {})
+        write_private(self.run_dir / "stack.json", json.dumps(self.workload_data, indent=2))
 
-        self._define_apps(env, ports["risk"])
-        for app in self.apps.values():
-            self._step(f"starting {app.name}")
-            app.spawn()
-            self._record(app.name, app.proc.pid if app.proc else None)
-        for app in self.apps.values():
-            app.wait_ready(self.ready_timeout)
+        for app in topo.apps:
+            self.apps[app.name] = _Process(app, wiring.ports[app.name],
+                                           {**env, **app.env(wiring), **self.extra_env},
+                                           self.logs_dir / f"{app.name}.log")
+        for proc in self.apps.values():
+            self._step(f"starting {proc.name}")
+            proc.spawn()
+            self._record(proc.name, proc.proc.pid if proc.proc else None)
+        for proc in self.apps.values():
+            proc.wait_ready(self.ready_timeout)
         self._info = self._describe()
         self.state.info = self._info.to_dict()
         self.state.save()
         return self._info
 
-    def _guarded(self, start: Callable[[], Any], name: str, server: Callable[[], Any]) -> None:
-        """Start an embedded server, recording its group even when the start fails."""
+    def _start_server(self, spec: Postgres | Redis) -> None:
+        server: Server
+        if isinstance(spec, Redis):
+            server = EmbeddedRedis(base_dir=self._temp_dir(spec.name), tie_to_parent=True)
+        elif spec.replica_of is None:
+            server = EmbeddedPostgres(base_dir=self._temp_dir(spec.name), tie_to_parent=True,
+                                      database=spec.database, extra_conf=dict(spec.conf))
+        else:
+            assert self.wiring is not None
+            primary = self.servers[spec.replica_of]
+            assert isinstance(primary, EmbeddedPostgres)
+            via = self.wiring.listen.get(spec.replication_hop or "", primary.port)
+            server = EmbeddedPostgres(port=self.wiring.ports[spec.name],
+                                      base_dir=self._temp_dir(spec.name), replica_of=primary,
+                                      primary_port=via, tie_to_parent=True,
+                                      database=spec.database, extra_conf=dict(spec.conf))
+        self.servers[spec.name] = server
         try:
-            start()
+            server.start()
         finally:
-            proc = getattr(server(), "proc", None)
-            self._record(name, proc.pid if proc is not None else None)
+            self._record(spec.name, server.proc.pid if server.proc is not None else None)
 
     def _start_proxy(self) -> None:
         assert self.run_dir is not None
@@ -333,7 +322,7 @@ class LocalStack:
             argv += ["--seed", str(self.proxy_seed)]
         log_path = self.logs_dir / "proxy.log"
         with open(log_path, "ab") as log:
-            self.proxy = subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+            self.proxy = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                           stdin=subprocess.DEVNULL, start_new_session=True,
                                           preexec_fn=die_with_parent)
         self._record("proxy", self.proxy.pid)
@@ -351,74 +340,33 @@ class LocalStack:
                 raise StackError(f"the fault proxy {why}; last lines of {log_path}:\n"
                                  f"{_tail(log_path)}") from exc
 
-    def _service_env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PAYMENTS_")}
-        env.update({
-            "PAYMENTS_HOST": LOOPBACK,
-            "PAYMENTS_BUGS": ",".join(self.bugs),
-            "PAYMENTS_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),
-            "PYTHONUNBUFFERED": "1",
-        })
+    def _env(self) -> dict[str, str]:
+        """The environment every app and setup tool gets: ours, the topology's, the caller's."""
+        assert self.wiring is not None
+        prefix = self.topology.clean_env_prefix
+        env = {k: v for k, v in os.environ.items() if not (prefix and k.startswith(prefix))}
+        env.update(self.topology.env(self.wiring))
+        env["PYTHONUNBUFFERED"] = "1"
         env.update(self.extra_env)
         return env
 
-    def _run_tool(self, module: str, args: list[str], env: dict[str, str]) -> str:
-        assert self.primary is not None
-        res = subprocess.run([sys.executable, "-m", f"payments.{module}", *args], cwd=REPO,
-                             env={**env, "PAYMENTS_DATABASE_URL": self.primary.url},
-                             capture_output=True, text=True, timeout=120,
-                             preexec_fn=die_with_parent)
-        if res.returncode != 0:
-            raise StackError(f"python -m payments.{module} failed (exit {res.returncode}):\n"
-                             f"{(res.stderr or res.stdout)[-1500:]}")
-        return res.stdout
-
-    def _via(self, hop: str, server: EmbeddedPostgres | EmbeddedRedis) -> str:
-        if isinstance(server, EmbeddedRedis):
-            return f"redis://{LOOPBACK}:{self.listen[hop]}/0"
-        return server.url_via(self.listen[hop])
-
-    def _define_apps(self, env: dict[str, str], risk_port: int) -> None:
-        assert self.primary is not None
-        assert self.redis is not None
-        assert self.run_dir
-        own = {
-            "risk": {},
-            "api": {"PAYMENTS_DATABASE_URL": self._via("api_postgres", self.primary),
-                    "PAYMENTS_REDIS_URL": self._via("api_redis", self.redis),
-                    "PAYMENTS_RISK_URL": f"http://{LOOPBACK}:{self.listen['api_risk']}",
-                    **({"PAYMENTS_REPLICA_URL": self._via("api_replica", self.primary)}
-                       if self.replica is not None else {})},
-            "relay": {"PAYMENTS_DATABASE_URL": self._via("relay_postgres", self.primary),
-                      "PAYMENTS_REDIS_URL": self._via("relay_redis", self.redis)},
-        }
-        for w in ("worker-1", "worker-2"):
-            own[w] = {"PAYMENTS_DATABASE_URL": self._via("worker_postgres", self.primary),
-                      "PAYMENTS_REDIS_URL": self._via("worker_redis", self.redis),
-                      "PAYMENTS_WORKER_NAME": w}
-        for name, (module, health) in _APPS.items():
-            port = risk_port if name == "risk" else free_port()
-            # the services' own variables win over the caller's env only for wiring
-            self.apps[name] = _App(name, module, port, health, {**env, **own[name]},
-                                   self.logs_dir / f"{name}.log")
-
     def _describe(self) -> StackInfo:
-        assert self.primary is not None
-        assert self.redis is not None
-        metrics = {name: f"{app.url}/metrics" for name, app in self.apps.items()}
+        assert self.wiring is not None
+        topo = self.topology
+        metrics = {p.name: f"{p.url}{p.app.metrics}" for p in self.apps.values()
+                   if p.app.metrics}
         return StackInfo(
-            api_url=self.apps["api"].url,
-            database_url=self.primary.url,
-            redis_url=self.redis.url,
-            replica_url=self.replica.url if self.replica is not None else None,
+            system=topo.system,
+            target="local",
+            base_url=self.apps[topo.entry].url,
             proxy_url=self.proxy_url,
+            hops={h.name: h.proxy for h in topo.hops},
+            services=list(topo.service_names),
             metrics_urls=metrics,
-            hops=dict(HOPS) if self.with_replica else
-            {h: p for h, p in HOPS.items() if p not in ("replication", "api_replica")},
-            seed=dict(self.seed),
+            endpoints=dict(topo.endpoints(self.wiring)),
+            workload_data=dict(self.workload_data),
             pids=self.pids(),
             run_dir=str(self.run_dir),
-            target="local",
         )
 
     # ------------------------------------------------------------ info
@@ -429,30 +377,20 @@ class LocalStack:
         self._info.pids = self.pids()
         return self._info
 
-    urls = info
-
     def pids(self) -> dict[str, int]:
         """Service name -> pid (= its process group) of what is running now."""
         out: dict[str, int] = {}
-        for name in ("proxy", *SERVICES):
+        for name in ("proxy", *self.topology.service_names):
             proc = self._proc(name)
             if proc is not None and proc.poll() is None:
                 out[name] = proc.pid
         return out
 
-    def snapshot(self) -> dict[str, Any]:
-        """The final-state snapshot (contracts §5), read directly (not through proxies)."""
-        from payments.snapshot import take_snapshot
-
-        info = self.info()
-        return dict(asyncio.run(take_snapshot(info.database_url, info.redis_url)))
-
     # ------------------------------------------------------------ service control
     def _proc(self, service: str) -> subprocess.Popen[bytes] | None:
         if service == "proxy":
             return self.proxy
-        server = {"postgres": self.primary, "replica": self.replica,
-                  "redis": self.redis}.get(service)
+        server = self.servers.get(service)
         if server is not None:
             return server.proc
         app = self.apps.get(service)
@@ -461,17 +399,18 @@ class LocalStack:
     def _check(self, service: str) -> None:
         if self._info is None:
             raise StackError("the local stack is not running")
-        if service not in SERVICES or (service == "replica" and self.replica is None):
-            known = [s for s in SERVICES if s != "replica" or self.replica is not None]
-            raise StackError(f"unknown service {service!r}; expected one of {', '.join(known)}")
+        if service not in self.topology.service_names:
+            raise StackError(f"unknown service {service!r}; expected one of "
+                             f"{', '.join(self.topology.service_names)}")
 
-    def kill(self, service: str, sig: int = signal.SIGKILL) -> None:
+    def kill(self, service: str, sig: int = signal.SIGKILL) -> int:
         """Send ``sig`` to the service's process group; waits for it to exit when ``sig``
-        ends it (SIGKILL/SIGTERM/SIGINT/SIGQUIT)."""
+        ends it (SIGKILL/SIGTERM/SIGINT/SIGQUIT). Returns the processes signalled."""
         self._check(service)
         proc = self._proc(service)
         if proc is None or proc.poll() is not None:
-            return
+            return 0
+        reached = len(group_members(proc.pid))
         if sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGCONT)  # a paused process would not exit
@@ -483,8 +422,9 @@ class LocalStack:
             except subprocess.TimeoutExpired:
                 stop_group(proc.pid, signal.SIGKILL, timeout=5)
                 proc.wait(timeout=5)
+        return reached
 
-    def pause(self, service: str) -> None:
+    def pause(self, service: str) -> int:
         """SIGSTOP the service's whole process group; returns once the kernel shows the
         group leader stopped (signal delivery is asynchronous, and a drill's timeline
         must not record a pause that has not happened yet)."""
@@ -492,39 +432,47 @@ class LocalStack:
         proc = self._proc(service)
         if proc is None or proc.poll() is not None:
             raise StackError(f"{service} is not running")
+        reached = len(group_members(proc.pid))
         os.killpg(proc.pid, signal.SIGSTOP)
         wait_stopped(proc.pid)
+        return reached
 
-    def resume(self, service: str) -> None:
+    def resume(self, service: str) -> int:
         """SIGCONT the service's whole process group."""
         self._check(service)
         proc = self._proc(service)
-        if proc is not None and proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGCONT)
+        if proc is None or proc.poll() is not None:
+            return 0
+        reached = len(group_members(proc.pid))
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGCONT)
+        return reached
 
     def restart(self, service: str) -> None:
         """Stop the service gracefully (resumed first if paused) and start it again on
         the same port; returns when it answers again."""
         self._check(service)
-        graceful = signal.SIGINT if service in ("postgres", "replica") else signal.SIGTERM
+        graceful = signal.SIGINT if isinstance(self.servers.get(service),
+                                               EmbeddedPostgres) else signal.SIGTERM
         self.kill(service, graceful)
+        self.start_service(service)
+
+    def start_service(self, service: str) -> None:
+        """Start a service that is not running (after a kill), on its old port."""
+        self._check(service)
         self._on_spawner(lambda: self._start_service(service))
 
     def _start_service(self, service: str) -> None:
-        self._check(service)
         proc = self._proc(service)
         if proc is not None and proc.poll() is None:
             return
-        if service in ("postgres", "replica"):
-            server = self.primary if service == "postgres" else self.replica
-            assert server is not None
+        server = self.servers.get(service)
+        if isinstance(server, EmbeddedPostgres):
             server.launch()
             self._record(service, server.proc.pid if server.proc else None)
-        elif service == "redis":
-            assert self.redis is not None
-            self.redis.start()
-            self._record(service, self.redis.proc.pid if self.redis.proc else None)
+        elif isinstance(server, EmbeddedRedis):
+            server.start()
+            self._record(service, server.proc.pid if server.proc else None)
         else:
             app = self.apps[service]
             app.spawn()
@@ -557,13 +505,13 @@ class LocalStack:
                 stop_group(proc.pid, signal.SIGTERM, timeout=10)
                 with contextlib.suppress(Exception):
                     proc.wait(timeout=1)
-            for server in (self.replica, self.primary, self.redis):
-                if server is not None:
-                    if server.proc is not None:
-                        with contextlib.suppress(ProcessLookupError):
-                            os.killpg(server.proc.pid, signal.SIGCONT)
-                    with contextlib.suppress(Exception):
-                        server.stop()
+            # replicas before their primaries (they were started after them)
+            for server in reversed(list(self.servers.values())):
+                if server.proc is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(server.proc.pid, signal.SIGCONT)
+                with contextlib.suppress(Exception):
+                    server.stop()
             if self.proxy is not None:
                 stop_group(self.proxy.pid, signal.SIGTERM, timeout=5)
                 with contextlib.suppress(Exception):
@@ -582,10 +530,9 @@ class LocalStack:
         """Copy the servers' logs out of their temp dirs into ``RUN_DIR/logs``."""
         if self.run_dir is None or str(self.run_dir) in self.state.temp_dirs:
             return
-        servers = {"postgres": (self.primary, "postgres.log"),
-                   "replica": (self.replica, "postgres.log"), "redis": (self.redis, "redis.log")}
-        for name, (server, filename) in servers.items():
-            base = getattr(server, "base_dir", None)
+        for name, server in self.servers.items():
+            filename = "postgres.log" if isinstance(server, EmbeddedPostgres) else "redis.log"
+            base = server.base_dir
             if base is not None and (Path(base) / filename).exists():
                 with contextlib.suppress(OSError):
                     shutil.copyfile(Path(base) / filename, self.logs_dir / f"{name}.log")
@@ -595,6 +542,19 @@ class LocalStack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def group_members(pgid: int) -> list[int]:
+    """The pids of process group ``pgid`` (from /proc; the leader alone if unreadable)."""
+    members: list[int] = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            fields = stat_fields(int(entry.name))
+            if fields is not None and len(fields) > 2 and fields[2] == str(pgid):
+                members.append(int(entry.name))
+    return members or [pgid]
 
 
 def wait_stopped(pid: int, timeout: float = 2.0) -> bool:

@@ -113,6 +113,9 @@ class StackState:
     owner_start: str | None = field(default_factory=lambda: _start_time(os.getpid()))
     created: float = field(default_factory=time.time)
     run_dir: str = ""
+    #: where the stack was started from (``faultline stack status/down`` act on the
+    #: stacks of their own directory unless told otherwise)
+    workdir: str = field(default_factory=lambda: str(Path.cwd().resolve()))
     proxy_url: str | None = None
     detached: bool = False
     #: service name -> process group id (each child leads its own group)

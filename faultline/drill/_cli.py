@@ -2,52 +2,48 @@
 subcommands.
 
 Every function returns an exit code (0 held, 1 invariant violated, 2 SLO missed, 3
-steady state failed, 4 harness or scenario error) and prints errors, never tracebacks.
+steady state failed, 4 harness or scenario error, 5 vacuous: a fault never touched the
+system, 130 interrupted) and prints errors, never tracebacks.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SharedStack", "register"]
+__all__ = ["register", "worst_code"]
 
 EXIT_HARNESS = 4
+EXIT_INTERRUPTED = 130
+#: the exit codes of several drills, most severe first: a violated invariant beats a
+#: failed steady state, an SLO miss, a harness error (unchecked) and a vacuous drill
+SEVERITY = (130, 1, 3, 2, 4, 5, 0)
 
 
-def _scenario_files(paths: list[str]) -> list[Path]:
-    out: list[Path] = []
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            out += sorted(q for q in p.rglob("*.y*ml") if q.suffix in (".yaml", ".yml")
-                          and q.name != "alerts.yaml")
-        else:
-            out.append(p)
-    return out
+def worst_code(codes: Any) -> int:
+    """The invocation's exit code from its drills' codes (0 when there were none)."""
+    seen = set(codes)
+    return next((c for c in SEVERITY if c in seen), max(seen) if seen else 0)
+
+
+def _bugs(raw: str | None) -> list[str]:
+    return [b.strip() for b in (raw or "").split(",") if b.strip()]
 
 
 def _run(args: argparse.Namespace) -> int:
-    from faultline._runner import DrillOptions, run_drill
+    from faultline.drill._pool import StackPool
+    from faultline.drill._runner import DrillOptions, run_drill
+    from faultline.scenario import scenario_files
 
-    files = _scenario_files(args.scenario)
+    files = scenario_files(args.scenario)
     missing = [str(p) for p in files if not p.is_file()]
     if missing or not files:
-        print(f"faultline run: no such scenario file: {', '.join(missing) or args.scenario}",
-              file=sys.stderr)
+        what = ", ".join(missing) if missing else (
+            f"no scenario files (*.yaml, *.yml) in {', '.join(args.scenario)}")
+        print(f"faultline run: no such scenario file: {what}", file=sys.stderr)
         return EXIT_HARNESS
-    bugs = [b.strip() for b in (args.bugs or "").split(",") if b.strip()]
-    if bugs:
-        from payments.bugs import BUGS
-
-        unknown = [b for b in bugs if b not in BUGS]
-        if unknown:
-            print(f"faultline run: unknown bug(s) {', '.join(unknown)}; known: "
-                  f"{', '.join(BUGS)}", file=sys.stderr)
-            return EXIT_HARNESS
     if args.junit is not None and len(files) > 1:
         print("faultline run: --junit takes one scenario (each run also writes "
               "RUN_DIR/junit.xml)", file=sys.stderr)
@@ -57,28 +53,23 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"faultline run: {exc}", file=sys.stderr)
         return EXIT_HARNESS
-    worst = 0
     codes: list[tuple[Path, int]] = []
-    shared = SharedStack()
+    pool = StackPool(reuse=len(files) > 1)
     try:
         for path in files:
             outcome = run_drill(path, DrillOptions(
                 seed=args.seed, duration=args.duration,
                 junit=Path(args.junit) if args.junit else None, workers=args.workers,
-                master=master, bugs=bugs, target=args.target, runs_dir=Path(args.runs_dir)),
-                stack_factory=shared if len(files) > 1 else None)
+                master=master, bugs=_bugs(args.bugs), target=args.target,
+                runs_dir=Path(args.runs_dir)), pool=pool)
             codes.append((path, outcome.exit_code))
-            if outcome.exit_code == 130:
-                return 130
-            if outcome.exit_code in (3, 4):
-                shared.close()  # a stack that failed a drill is not trusted with the next
-            # the most severe code wins: invariant (1) over SLO (2) over pass; 3/4 likewise
-            worst = max(worst, outcome.exit_code, key=_severity)
+            if outcome.exit_code == EXIT_INTERRUPTED:
+                return EXIT_INTERRUPTED
     finally:
-        shared.close()
+        pool.close()
     if len(files) > 1:
         print("\nfaultline: " + "  ".join(f"{p.stem}={c}" for p, c in codes), file=sys.stderr)
-    return worst
+    return worst_code(c for _, c in codes)
 
 
 def _master(args: argparse.Namespace) -> Any:
@@ -110,12 +101,19 @@ def _master(args: argparse.Namespace) -> Any:
 
 def _load_worker(args: argparse.Namespace) -> int:
     from faultline.load import LoadError, LocustWorker
+    from faultline.system import ProfileError, load_profile
 
     def say(msg: str) -> None:
         print(f"faultline load-worker: {msg}", file=sys.stderr, flush=True)
 
     try:
+        profile = load_profile(args.system)
+    except ProfileError as exc:
+        say(str(exc))
+        return EXIT_HARNESS
+    try:
         worker = LocustWorker(master_host=args.master_host, master_port=args.master_port,
+                              locustfile=profile.workload.locustfile,
                               connect_timeout=args.connect_timeout)
         code = worker.run(say)
     except LoadError as exc:
@@ -124,46 +122,10 @@ def _load_worker(args: argparse.Namespace) -> int:
     return 0 if code == 0 else EXIT_HARNESS
 
 
-class SharedStack:
-    """A stack factory that starts the stack once for consecutive drills of one
-    ``faultline run`` (same target and bugs): every drill still heals its faults, checks
-    the steady state first and excludes the transfers before its own baseline."""
-
-    def __init__(self, factory: Any = None) -> None:
-        self.factory = factory
-        self.stack: Any = None
-        self.key: tuple[str, tuple[str, ...]] | None = None
-        self._stop: Any = None
-
-    def __call__(self, target: str, run_dir: Path, bugs: list[str]) -> Any:
-        import dataclasses
-
-        from faultline._drill_stack import open_stack
-
-        key = (target, tuple(bugs))
-        if self.stack is None or self.key != key:
-            self.close()
-            self.stack = (self.factory or open_stack)(target, run_dir, bugs)
-            self.key, self._stop = key, self.stack.stop
-        return dataclasses.replace(self.stack, stop=lambda: None)
-
-    def close(self) -> None:
-        stop, self.stack, self._stop = self._stop, None, None
-        if stop is not None:
-            try:
-                stop()
-            except Exception as exc:
-                print(f"faultline: stopping the stack: {exc}", file=sys.stderr)
-
-
-def _severity(code: int) -> int:
-    return {0: 0, 2: 1, 3: 2, 4: 3, 1: 4}.get(code, 5)
-
-
 def _list(args: argparse.Namespace) -> int:
-    from faultline.scenario import ScenarioError, load_scenario
+    from faultline.scenario import ScenarioError, load_scenario, scenario_files
 
-    files = _scenario_files(args.paths or ["scenarios"])
+    files = scenario_files(args.paths or ["scenarios"])
     bad = 0
     for path in files:
         try:
@@ -181,78 +143,79 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from faultline.scenario import validate_paths
+    from faultline.scenario import scenario_files, validate_paths
 
     paths = args.paths or ["scenarios"]
-    files = _scenario_files(paths)
+    files = scenario_files(paths)
+    if not files:
+        print(f"faultline validate: no scenario files (*.yaml, *.yml) in {', '.join(paths)}",
+              file=sys.stderr)
+        return EXIT_HARNESS
+    missing = [str(p) for p in files if not p.is_file()]
+    if missing:
+        print(f"faultline validate: no such file: {', '.join(missing)}", file=sys.stderr)
+        return EXIT_HARNESS
     errors = validate_paths([str(p) for p in files])
     for err in errors:
         print(str(err), file=sys.stderr)
     if not errors:
         print(f"{len(files)} scenario file(s) valid")
-    return EXIT_HARNESS if errors or not files else 0
+    return EXIT_HARNESS if errors else 0
 
 
-def _load_run(run_dir: Path) -> tuple[Any, list[dict[str, Any]], dict[str, Any] | None]:
-    from faultline.load import read_jsonl
-    from faultline.scenario import load_scenario
+def _stored(args: argparse.Namespace, command: str) -> tuple[Any, Any] | int:
+    """The run folder and its scenario, or an exit code after saying what is wrong."""
+    from faultline.drill._store import RunFolder
+    from faultline.scenario import ScenarioError, load_scenario
 
-    scn = load_scenario(run_dir / "scenario.yaml")
-    history = read_jsonl(run_dir / "history.jsonl") if (run_dir / "history.jsonl").exists() else []
-    state_path = run_dir / "final_state.json"
-    state = json.loads(state_path.read_text()) if state_path.exists() else None
-    return scn, history, state
-
-
-def _recheck(run_dir: Path) -> tuple[Any, Any, Any, list[dict[str, Any]]]:
-    from faultline._runner import _stored_alerts, _stored_baseline
-    from faultline.checks import CheckContext, check_slos, run_checks, verdict
-
-    scn, history, state = _load_run(run_dir)
-    alerts = _stored_alerts(run_dir)
-    ctx = CheckContext(scenario=scn, baseline=_stored_baseline(run_dir), alerts=alerts)
-    results = run_checks(scn.invariants, history, state, ctx) + check_slos(scn, history, ctx)
-    old = json.loads((run_dir / "verdict.json").read_text()) if (run_dir / "verdict.json").exists() else {}
-    steady = old.get("status") != "steady_state_failed" and old.get("exit_code") != 3
-    v = verdict(results, steady_state_ok=steady, expected=scn.invariants, scenario=scn.name,
-                seed=scn.seed, info={"run_dir": str(run_dir), "rechecked": True})
-    return scn, v, ctx, history
+    folder = RunFolder(Path(args.run_dir))
+    if not folder.is_run():
+        print(f"faultline {command}: {folder.path} is not a run directory (no "
+              f"{RunFolder.SCENARIO})", file=sys.stderr)
+        return EXIT_HARNESS
+    try:
+        return folder, load_scenario(folder.scenario)
+    except ScenarioError as exc:
+        print(f"faultline {command}: {exc}", file=sys.stderr)
+        return EXIT_HARNESS
 
 
 def _check(args: argparse.Namespace) -> int:
+    from faultline.drill._judge import judge
     from faultline.report import format_summary, write_report
 
-    run_dir = Path(args.run_dir)
-    if not (run_dir / "scenario.yaml").is_file():
-        print(f"faultline check: {run_dir} is not a run directory (no scenario.yaml)",
-              file=sys.stderr)
-        return EXIT_HARNESS
+    got = _stored(args, "check")
+    if isinstance(got, int):
+        return got
+    folder, scn = got
     try:
-        scn, v, ctx, history = _recheck(run_dir)
+        judged = judge(folder, scn, info={"rechecked": True})
+        if args.write:
+            write_report(folder.path, judged.verdict, judged.history, scenario=scn,
+                         alerts=judged.alerts, breaker_events=judged.breakers,
+                         context=judged.context)
     except Exception as exc:
-        print(f"faultline check: {run_dir}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"faultline check: {folder.path}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_HARNESS
-    if args.write:
-        write_report(run_dir, v, history, scenario=scn, alerts=ctx.alerts, context=ctx)
-    print(format_summary(v))
-    return int(v.exit_code)
+    print(format_summary(judged.verdict))
+    return int(judged.verdict.exit_code)
 
 
 def _report(args: argparse.Namespace) -> int:
-    from faultline._runner import _stored_breakers
+    from faultline.drill._judge import judge
     from faultline.report import write_report
 
-    run_dir = Path(args.run_dir)
-    if not (run_dir / "scenario.yaml").is_file():
-        print(f"faultline report: {run_dir} is not a run directory (no scenario.yaml)",
-              file=sys.stderr)
-        return EXIT_HARNESS
+    got = _stored(args, "report")
+    if isinstance(got, int):
+        return got
+    folder, scn = got
     try:
-        scn, v, ctx, history = _recheck(run_dir)
-        paths = write_report(run_dir, v, history, scenario=scn, alerts=ctx.alerts,
-                             breaker_events=_stored_breakers(run_dir), context=ctx)
+        judged = judge(folder, scn, info={"rechecked": True})
+        paths = write_report(folder.path, judged.verdict, judged.history, scenario=scn,
+                             alerts=judged.alerts, breaker_events=judged.breakers,
+                             context=judged.context)
     except Exception as exc:
-        print(f"faultline report: {run_dir}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"faultline report: {folder.path}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_HARNESS
     for name, path in paths.items():
         print(f"{name}: {path}")
@@ -289,6 +252,8 @@ def register(subparsers: Any) -> None:
         "load-worker", help="on a load machine: a Locust worker for `faultline run --master`")
     p.add_argument("--master-host", required=True, help="where the drill's Locust master is")
     p.add_argument("--master-port", type=int, default=5557, help="its port (default 5557)")
+    p.add_argument("--system", default=None,
+                   help="the system the drill loads (its workload; default payments)")
     p.add_argument("--connect-timeout", type=float, default=60.0, metavar="SECONDS",
                    help="give up when the master does not answer within this (default 60)")
     p.set_defaults(func=_load_worker)

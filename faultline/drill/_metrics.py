@@ -1,9 +1,13 @@
-"""Monitoring under test: scrape every service's ``/metrics`` once a second during a drill.
+"""Monitoring under test: scrape every service's ``/metrics`` during a drill.
 
-Each scrape goes to ``RUN_DIR/metrics.jsonl`` (one line per service and scrape, on the
-history clock) and, with a ``service`` label added, into an
-:class:`faultline.alerts.AlertEvaluator`. Breaker state changes
-(``payments_breaker_state``) are kept for the report.
+Each scrape goes to ``RUN_DIR/metrics.jsonl`` as it happens (one line per service and
+scrape, on the history clock; only the system's own series, named by its profile's
+``metric_prefix``), and, with a ``service`` label added, into an
+:class:`faultline.alerts.AlertEvaluator`. Breaker state changes (the profile's
+``breaker_state`` metric) are kept for the report. The latest value of every series,
+summed over services and labels, answers triggered faults (:meth:`metric`); while one is
+waiting the scraper looks every :data:`FAST_INTERVAL` seconds instead of every second.
+Nothing grows with the drill's length but the file.
 """
 
 from __future__ import annotations
@@ -18,20 +22,27 @@ from typing import Any
 
 __all__ = ["MetricsScraper"]
 
-BREAKER_METRIC = "payments_breaker_state"
 BREAKER_STATES = {0: "closed", 1: "half_open", 2: "open"}
+#: seconds between scrapes while a triggered fault waits for its condition
+FAST_INTERVAL = 0.25
 
 
 class MetricsScraper:
     """A daemon thread scraping ``urls`` (service -> metrics URL) every ``interval`` s."""
 
     def __init__(self, urls: dict[str, str], out: Path, evaluator: Any = None, *,
+                 prefix: str = "", breaker_metric: str | None = None,
                  interval: float = 1.0, timeout: float = 0.8,
                  clock: Callable[[], int] = time.monotonic_ns) -> None:
         self.urls = dict(urls)
         self.out = out
         self.evaluator = evaluator
+        self.prefix = prefix
+        self.breaker_metric = breaker_metric
         self.interval = interval
+        #: set while a triggered fault waits: scrape every FAST_INTERVAL seconds
+        self.fast = threading.Event()
+        self.latest: dict[str, float] = {}
         self.timeout = timeout
         self.clock = clock
         self.breaker_events: list[dict[str, Any]] = []
@@ -56,6 +67,7 @@ class MetricsScraper:
         merged: list[Any] = []
         now = self.clock()
         lines: list[str] = []
+        totals: dict[str, float] = {}
         for service, url in self.urls.items():
             text = self._fetch(url)
             if text is None:
@@ -68,17 +80,19 @@ class MetricsScraper:
                 labels = dict(s.labels)
                 labels.setdefault("service", service)
                 merged.append(Sample(s.name, tuple(sorted(labels.items())), s.value))
-                if s.name.startswith("payments_") and not s.name.endswith(("_bucket", "_created")):
+                if s.name.startswith(self.prefix) and not s.name.endswith(("_bucket", "_created")):
                     key = s.name + ("{" + ",".join(f"{k}={v}" for k, v in s.labels) + "}"
                                     if s.labels else "")
                     values[key] = s.value
-                if s.name == BREAKER_METRIC:
+                    totals[s.name] = totals.get(s.name, 0.0) + s.value
+                if s.name == self.breaker_metric:
                     name = labels.get("breaker") or labels.get("name") or ",".join(
                         f"{k}={v}" for k, v in s.labels) or "?"
                     self._breaker(now, service, name, s.value)
             lines.append(json.dumps({"time_ns": now, "service": service, "up": 1,
                                      "values": values}))
         with self._lock:
+            self.latest = totals
             self.scrapes += 1
             if self.evaluator is not None:
                 self.evaluator.observe(now, merged)
@@ -100,7 +114,7 @@ class MetricsScraper:
         next_at = time.monotonic()
         while not self._stop.is_set():
             self.scrape_once()
-            next_at += self.interval
+            next_at += FAST_INTERVAL if self.fast.is_set() else self.interval
             delay = next_at - time.monotonic()
             if delay < 0:
                 next_at = time.monotonic()
@@ -117,6 +131,12 @@ class MetricsScraper:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5.0)
+
+    def metric(self, name: str) -> float | None:
+        """The latest value of ``name``, summed over services and labels (None before
+        the first scrape that saw it)."""
+        with self._lock:
+            return self.latest.get(name)
 
     def firing(self) -> list[str]:
         """Alerts firing now."""

@@ -4,7 +4,7 @@ A load worker on another machine (``faultline load-worker``) shares no filesyste
 the master, and its monotonic clock has nothing to do with the master's (the clock of
 the fault lines). So:
 
-- the worker's :class:`~history_log.HistoryLog` hands its lines to an
+- the worker's :class:`~faultline.history.HistoryLog` hands its lines to an
   :class:`OutgoingHistory`; every ``FLUSH_INTERVAL`` they go to the master as one
   ``faultline_history`` message ``{seq, sent, lines, final}``, where ``sent`` is the
   worker's clock at sending (an empty batch at least every ``SYNC_INTERVAL``);
@@ -36,7 +36,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from history_log import HistoryLog, clock_ns
+from faultline.history import HistoryLog, clock_ns
 
 __all__ = ["FINISH", "MESSAGE", "HistoryRelay", "OffsetEstimate", "OutgoingHistory",
            "WorkerHistory", "install_master", "install_worker"]
