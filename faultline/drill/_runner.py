@@ -69,6 +69,8 @@ class DrillOptions:
     bugs: list[str] = field(default_factory=list)
     target: str | None = None
     runs_dir: Path = Path("runs")
+    #: the system to drill instead of the scenario's (a profile, or its name)
+    profile: Any = None
     progress: bool = True
     client_timeout: float = 2.0
     out: TextIO | None = None
@@ -533,21 +535,36 @@ def run_drill(path: str | os.PathLike[str], opts: DrillOptions | None = None,
     outcome's exit code says it), only returns. ``pool`` lends a stack shared with
     other drills (by default the drill starts its own and stops it at the end)."""
     from faultline.scenario import ScenarioError, load_scenario
-    from faultline.system import ProfileError, load_profile
+    from faultline.system import ProfileError, SystemProfile, load_profile
 
     opts = opts or DrillOptions()
     err = opts.err or sys.stderr
     try:
-        scn = load_scenario(path)
+        given = opts.profile if isinstance(opts.profile, SystemProfile) else (
+            load_profile(opts.profile) if opts.profile else None)
+        scn = load_scenario(path, profile=given)
         if opts.seed is not None or opts.duration is not None:
             scn = scn.with_overrides(seed=opts.seed, duration=opts.duration)
-            scn = load_scenario_again(scn)
-        profile = load_profile(scn.system)
+            scn = load_scenario_again(scn, given)
+        if isinstance(opts.profile, SystemProfile):
+            profile = opts.profile
+        else:
+            profile = load_profile(opts.profile or scn.system)
     except ScenarioError as exc:
         print(f"faultline: invalid scenario\n{exc}", file=err)
         return DrillOutcome(4, None)
     except (ProfileError, ValueError, OSError) as exc:
         print(f"faultline: {path}: {exc}", file=err)
+        return DrillOutcome(4, None)
+    unknown = sorted(set(opts.bugs) - set(profile.bugs))
+    if unknown:
+        print(f"faultline: unknown bug(s) {', '.join(unknown)} of system {profile.name}; "
+              f"known: {', '.join(sorted(profile.bugs)) or 'none'}", file=err)
+        return DrillOutcome(4, None)
+    target = opts.target or scn.stack
+    if target not in profile.targets:
+        print(f"faultline: system {profile.name} cannot run on {target!r}; it supports: "
+              f"{', '.join(profile.targets)}", file=err)
         return DrillOutcome(4, None)
     own = pool is None
     pool = pool or StackPool(reuse=False)
@@ -558,12 +575,12 @@ def run_drill(path: str | os.PathLike[str], opts: DrillOptions | None = None,
             pool.close()
 
 
-def load_scenario_again(scn: Any) -> Any:
+def load_scenario_again(scn: Any, profile: Any = None) -> Any:
     """Re-run the system checks on a scenario changed by ``--seed``/``--duration``."""
     from faultline.scenario import ScenarioError
     from faultline.scenario._system import check_against_profile
 
-    checked, problems = check_against_profile(scn)
+    checked, problems = check_against_profile(scn, profile)
     if problems:
         raise ScenarioError("<overrides>", problems)
     return checked

@@ -194,11 +194,15 @@ def parse_scenario(text: str, file: str = "<scenario>", *, profile: Any = None) 
             file, [ScenarioProblem("", f"expected a mapping of scenario fields, got {kind}", 1)]
         )
     lines = _line_map(node)
+    from ._system import check_against_profile, check_raw_names
+
     try:
         scn = Scenario.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError(file, _problems(exc, lines)) from None
-    from ._system import check_against_profile
+        problems = _problems(exc, lines)
+        problems += [ScenarioProblem(p.field, p.message, _line_for(_parse_path(p.field), lines))
+                     for p in check_raw_names(data, profile)]
+        raise ScenarioError(file, problems) from None
 
     scn, problems = check_against_profile(scn, profile)
     if problems:

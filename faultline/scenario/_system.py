@@ -12,7 +12,7 @@ from typing import Any
 from faultline.system import ProfileError, SystemProfile, load_profile
 
 from ._load import ScenarioProblem
-from ._model import ActionFault, Scenario, ToxicFault
+from ._model import Scenario, ToxicFault
 
 __all__ = ["check_against_profile"]
 
@@ -24,6 +24,66 @@ def _names(items: Any) -> str:
     return ", ".join(items) or "none"
 
 
+def _fault_names(profile: SystemProfile, faults: list[tuple[str, str, str, str | None]]
+                 ) -> list[ScenarioProblem]:
+    """Problems with the names of faults given as ``(where, kind, target, toxic)``."""
+    problems: list[ScenarioProblem] = []
+    hops = {h.name: h for h in profile.hops}
+    services = {s.name: s for s in profile.services}
+    for where, kind, target, toxic in faults:
+        if kind == "toxic":
+            hop = hops.get(target)
+            if hop is None:
+                problems.append(ScenarioProblem(f"{where}.hop", f"unknown hop {target!r} of "
+                                                f"system {profile.name}; expected one of: "
+                                                f"{_names(hops)}"))
+            elif toxic in HTTP_ONLY and hop.protocol != "http":
+                problems.append(ScenarioProblem(f"{where}.toxic", f"{toxic} needs a hop that "
+                                                f"speaks HTTP; {hop.name} speaks {hop.protocol}"))
+        elif kind == "action":
+            if target not in profile.actions:
+                problems.append(ScenarioProblem(f"{where}.action", f"unknown action {target!r} "
+                                                f"of system {profile.name}; expected one of: "
+                                                f"{_names(profile.actions)}"))
+        else:
+            service = services.get(target)
+            if service is None:
+                problems.append(ScenarioProblem(f"{where}.{kind}", f"unknown service {target!r} "
+                                                f"of system {profile.name}; expected one of: "
+                                                f"{_names(services)}"))
+            elif kind not in service.faults:
+                problems.append(ScenarioProblem(f"{where}.{kind}", f"{service.name} cannot take "
+                                                f"a {kind} fault (it takes: "
+                                                f"{_names(service.faults)})"))
+    return problems
+
+
+def check_raw_names(data: Any, profile: SystemProfile | None = None) -> list[ScenarioProblem]:
+    """The name problems of a scenario's raw faults, for a file the model rejected (so
+    that one run of ``faultline validate`` lists every problem, not half of them)."""
+    if not isinstance(data, dict) or not isinstance(data.get("faults"), list):
+        return []
+    if profile is None:
+        try:
+            profile = load_profile(data.get("system") if isinstance(data.get("system"), str)
+                                   else None)
+        except ProfileError:
+            return []
+    found: list[tuple[str, str, str, str | None]] = []
+    for i, fault in enumerate(data["faults"]):
+        if not isinstance(fault, dict):
+            continue
+        kinds = [k for k in ("toxic", "kill", "pause", "restart", "action") if k in fault]
+        if len(kinds) != 1:
+            continue
+        kind = kinds[0]
+        target = fault.get("hop") if kind == "toxic" else fault.get(kind)
+        if isinstance(target, str):
+            toxic = fault.get("toxic") if kind == "toxic" else None
+            found.append((f"faults[{i}]", kind, target, toxic if isinstance(toxic, str) else None))
+    return _fault_names(profile, found)
+
+
 def check_against_profile(scn: Scenario, profile: SystemProfile | None = None
                           ) -> tuple[Scenario, list[ScenarioProblem]]:
     """``scn`` with its system-dependent defaults resolved (mix, invariants), and every
@@ -33,36 +93,11 @@ def check_against_profile(scn: Scenario, profile: SystemProfile | None = None
             profile = load_profile(scn.system)
         except ProfileError as exc:
             return scn, [ScenarioProblem("system", str(exc))]
-    problems: list[ScenarioProblem] = []
-    hops = {h.name: h for h in profile.hops}
-    services = {s.name: s for s in profile.services}
+    problems = _fault_names(profile, [
+        (f"faults[{i}]", f.kind, f.target, f.toxic if isinstance(f, ToxicFault) else None)
+        for i, f in enumerate(scn.faults)])
     for i, fault in enumerate(scn.faults):
         where = f"faults[{i}]"
-        if isinstance(fault, ToxicFault):
-            hop = hops.get(fault.hop)
-            if hop is None:
-                problems.append(ScenarioProblem(f"{where}.hop", f"unknown hop {fault.hop!r} of "
-                                                f"system {profile.name}; expected one of: "
-                                                f"{_names(hops)}"))
-            elif fault.toxic in HTTP_ONLY and hop.protocol != "http":
-                problems.append(ScenarioProblem(f"{where}.toxic", f"{fault.toxic} needs a hop "
-                                                f"that speaks HTTP; {hop.name} speaks "
-                                                f"{hop.protocol}"))
-        elif isinstance(fault, ActionFault):
-            if fault.action not in profile.actions:
-                problems.append(ScenarioProblem(f"{where}.action", f"unknown action "
-                                                f"{fault.action!r} of system {profile.name}; "
-                                                f"expected one of: {_names(profile.actions)}"))
-        else:
-            service = services.get(fault.target)
-            if service is None:
-                problems.append(ScenarioProblem(f"{where}.{fault.kind}", f"unknown service "
-                                                f"{fault.target!r} of system {profile.name}; "
-                                                f"expected one of: {_names(services)}"))
-            elif fault.kind not in service.faults:
-                problems.append(ScenarioProblem(f"{where}.{fault.kind}", f"{service.name} "
-                                                f"cannot take a {fault.kind} fault (it takes: "
-                                                f"{_names(service.faults)})"))
         trigger = fault.when
         if (trigger is not None and trigger.metric is not None
                 and trigger.metric not in profile.metrics

@@ -97,7 +97,7 @@ def _up(args: argparse.Namespace) -> int:
     if args.detach:
         return _up_detached(args, run_dir)
     from faultline.stack._launcher import StackError
-    from faultline.stack._local import LocalStack, StackInterrupted, stop_on_signals
+    from faultline.stack._local import LocalStack, StackInterrupted, stop_on_signals, write_private
     from faultline.system import ProfileError, load_profile
 
     try:
@@ -114,8 +114,8 @@ def _up(args: argparse.Namespace) -> int:
             try:
                 info = stack.start()
                 _print_info(info.to_dict())
-                if args.ready_file:
-                    Path(args.ready_file).write_text(json.dumps(info.to_dict()))
+                if args.ready_file:  # it holds the workload's API keys
+                    write_private(Path(args.ready_file), json.dumps(info.to_dict()))
                 else:
                     _say(f"up in {stack.startup_seconds:.1f}s; Ctrl-C stops it")
                 while True:

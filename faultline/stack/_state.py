@@ -128,8 +128,13 @@ class StackState:
         return state_dir() / f"{self.id}.json"
 
     def save(self) -> None:
+        """Write the record atomically, readable by its owner only (it holds the
+        stack's workload data: API keys)."""
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2, default=str))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(asdict(self), indent=2, default=str))
+        os.chmod(tmp, 0o600)
         tmp.replace(self.path)
 
     def remove(self) -> None:

@@ -12,21 +12,15 @@ from typing import Any
 
 import pytest
 
-from faultline.faults import FaultTimeline, NemesisLog, NetworkNemesis, ProcessNemesis, plan
-from faultline.load import (
-    LoadError,
-    LocustMaster,
-    LocustRun,
-    LocustWorker,
-    check_target,
-    merge_histories,
-)
+from faultline.faults import FaultTimeline, NetworkNemesis, ProcessNemesis, plan
+from faultline.history import HistoryLog, NemesisLog, merge_histories
+from faultline.load import LoadError, LocustMaster, LocustRun, LocustWorker, check_target
+from faultline.load.client._shapes import ShapeSpec, users_at
 from faultline.scenario import load_scenario, parse_scenario
+from faultline.system import load_profile
 
 REPO = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(REPO / "loadtests"))
-
-from load_shapes import ShapeSpec, users_at  # noqa: E402
+LOCUSTFILE = load_profile("payments").workload.locustfile
 
 
 def test_shapes() -> None:
@@ -55,7 +49,11 @@ def test_merge_histories_orders_by_time_and_reindexes(tmp_path: Path) -> None:
     b.write_text('{"index":0,"time":20,"type":"invoke","process":"b"}\n')
     nemesis = [{"time": 25, "type": "info", "process": "nemesis", "f": "start"}]
     merged = merge_histories([a, b, nemesis])
+    assert isinstance(merged, list)
     assert [(m["index"], m["time"]) for m in merged] == [(0, 10), (1, 20), (2, 25), (3, 30)]
+    out = tmp_path / "history.jsonl"
+    assert merge_histories([a, b, nemesis], out=out) == 4  # streamed to a file
+    assert [json.loads(x)["time"] for x in out.read_text().splitlines()] == [10, 20, 25, 30]
 
 
 @pytest.mark.parametrize("url", ["http://10.0.0.1:8080", "http://localhost:80",
@@ -64,26 +62,30 @@ def test_only_loopback_targets(url: str, tmp_path: Path) -> None:
     with pytest.raises(LoadError, match=r"127\.0\.0\.1"):
         check_target(url)
     with pytest.raises(LoadError):
-        LocustRun(host=url, load={"users": 1, "duration": 1}, stack_file=tmp_path / "s.json",
-                  history_dir=tmp_path)
+        LocustRun(host=url, locustfile=LOCUSTFILE, load={"users": 1, "duration": 1},
+                  stack_file=tmp_path / "s.json", history_dir=tmp_path)
     assert check_target("http://127.0.0.1:8080/") == "http://127.0.0.1:8080"
 
 
 def test_load_is_bounded(tmp_path: Path) -> None:
     with pytest.raises(LoadError, match="users"):
-        LocustRun(host="http://127.0.0.1:1", load={"users": 5000, "duration": 1},
+        LocustRun(host="http://127.0.0.1:1", locustfile=LOCUSTFILE,
+                  load={"users": 5000, "duration": 1},
                   stack_file=tmp_path / "s.json", history_dir=tmp_path)
-    run = LocustRun(host="http://127.0.0.1:1", load={"users": 3, "duration": 12}, workers=2,
+    run = LocustRun(host="http://127.0.0.1:1", locustfile=LOCUSTFILE,
+                    load={"users": 3, "duration": 12}, workers=2,
                     stack_file=tmp_path / "s.json", history_dir=tmp_path)
     cmd = run.command()
     assert "--headless" in cmd
     assert "--processes" in cmd
     assert "--run-time" in cmd
+    assert cmd[cmd.index("-f") + 1] == str(LOCUSTFILE)
     assert "locust" not in sys.modules  # the runner never imports Locust
 
 
 def test_master_and_worker_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    run = LocustRun(host="http://127.0.0.1:1", load={"users": 3, "duration": 12},
+    run = LocustRun(host="http://127.0.0.1:1", locustfile=LOCUSTFILE,
+                    load={"users": 3, "duration": 12},
                     stack_file=tmp_path / "s.json", history_dir=tmp_path,
                     master=LocustMaster(expect_workers=3, workers_timeout=20))
     cmd = run.command()
@@ -95,7 +97,8 @@ def test_master_and_worker_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert "--processes" not in cmd
     assert run.startup_allowance == 30  # waiting for workers, then for their last lines
     with pytest.raises(LoadError, match="--expect-workers"):
-        LocustRun(host="http://127.0.0.1:1", load={"users": 1, "duration": 1}, workers=2,
+        LocustRun(host="http://127.0.0.1:1", locustfile=LOCUSTFILE,
+                  load={"users": 1, "duration": 1}, workers=2,
                   stack_file=tmp_path / "s.json", history_dir=tmp_path, master=LocustMaster())
     for bad in ({"bind_port": 0}, {"expect_workers": 0}, {"workers_timeout": 0},
                 {"bind_host": ""}):
@@ -104,7 +107,7 @@ def test_master_and_worker_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert LocustMaster().loopback
     assert not LocustMaster(bind_host="0.0.0.0").loopback
     monkeypatch.setenv("FAULTLINE_HISTORY_DIR", str(tmp_path))
-    worker = LocustWorker(master_host="10.1.2.3", master_port=6000)
+    worker = LocustWorker(master_host="10.1.2.3", locustfile=LOCUSTFILE, master_port=6000)
     wcmd = worker.command()
     assert wcmd[wcmd.index("--master-host") + 1] == "10.1.2.3"
     assert {"--worker", "--headless"} <= set(wcmd)
@@ -112,9 +115,10 @@ def test_master_and_worker_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert "FAULTLINE_HISTORY_DIR" not in env  # what makes it ship its history to the master
     assert env["FAULTLINE_WORKER_READY"] == str(tmp_path / "ready")
     with pytest.raises(LoadError, match="port"):
-        LocustWorker(master_host="h", master_port=0)
+        LocustWorker(master_host="h", locustfile=LOCUSTFILE, master_port=0)
 
 
+HOPS = {"api->postgres": "api_postgres", "api->redis": "api_redis"}
 SCENARIO = """
 name: t
 load: {duration: 30s}
@@ -148,8 +152,12 @@ class FakeProxy:
         self.state[proxy]["toxics"].append(kw)
         return kw
 
-    def remove_toxic(self, proxy: str, name: str) -> None:
+    def remove_toxic(self, proxy: str, name: str, *, effect: bool = False) -> dict[str, Any] | None:
         self.state[proxy]["toxics"] = [t for t in self.state[proxy]["toxics"] if t["name"] != name]
+        return {"seen": {"connections": 2}, "effect": {"bytes_delayed": 10}} if effect else None
+
+    def proxy_effect(self, proxy: str) -> dict[str, Any]:
+        return {"effect": {"connections_cut": 3}}
 
     def update_proxy(self, proxy: str, enabled: bool) -> dict[str, Any]:
         self.state[proxy]["enabled"] = enabled
@@ -160,19 +168,24 @@ class FakeProxy:
 
 
 class FakeServices:
+    controls = frozenset({"kill", "pause", "restart"})
+
     def __init__(self) -> None:
         self.calls: list[tuple[str, ...]] = []
 
-    def kill(self, service: str, sig: int = signal.SIGKILL) -> None:
+    def kill(self, service: str, sig: int = signal.SIGKILL) -> int:
         self.calls.append(("kill", service, signal.Signals(sig).name))
+        return 1
 
-    def pause(self, service: str) -> None:
+    def pause(self, service: str) -> int:
         self.calls.append(("pause", service))
+        return 2
 
-    def resume(self, service: str) -> None:
+    def resume(self, service: str) -> int:
         self.calls.append(("resume", service))
+        return 2
 
-    def start(self, service: str) -> None:
+    def start_service(self, service: str) -> None:
         self.calls.append(("start", service))
 
     def restart(self, service: str) -> None:
@@ -183,9 +196,9 @@ def test_timeline_runs_every_fault_and_heal_all_undoes_the_rest(tmp_path: Path) 
     now = [0.0]
     log = NemesisLog(tmp_path / "nemesis.jsonl", clock=lambda: int(now[0] * 1e9))
     proxy, services = FakeProxy(), FakeServices()
-    timeline = FaultTimeline(_scenario().faults, network=NetworkNemesis(proxy, log),
-                             process=ProcessNemesis(services, log), log=log,
-                             clock=lambda: now[0])
+    timeline = FaultTimeline(_scenario().faults, nemeses={
+        "toxic": NetworkNemesis(proxy, HOPS, log), "process": ProcessNemesis(services, log)},
+        log=log, clock=lambda: now[0])
 
     class Clockwork:  # the thread waits on Event.wait: drive time from the waits
         def wait(self, delay: float) -> bool:
@@ -210,6 +223,13 @@ def test_timeline_runs_every_fault_and_heal_all_undoes_the_rest(tmp_path: Path) 
     assert all(not p["toxics"] for p in proxy.state.values())
     starts = [(line["value"]["index"], line["f"]) for line in log.lines]
     assert sorted(starts) == sorted([(i, f) for i in range(5) for f in ("start", "stop")])
+    effects = {line["value"]["index"]: line["value"].get("effect") for line in log.lines
+               if line["f"] == "stop"}
+    assert effects[0] == {"bytes_delayed": 10}  # the proxy's counters of the toxic
+    assert effects[1]["processes_signalled"] == 1
+    assert effects[2]["processes_paused"] == 2
+    assert effects[3]["restarts"] == 1
+    assert effects[4] == {"connections_cut": 3}  # what disabling the hop cut
     assert all(line["process"] == "nemesis" and line["type"] == "info" for line in log.lines)
     assert len((tmp_path / "nemesis.jsonl").read_text().splitlines()) == 10
 
@@ -223,7 +243,7 @@ def test_a_fault_that_cannot_be_injected_is_recorded(tmp_path: Path) -> None:
     scn = parse_scenario("name: t\nload: {duration: 5s}\nfaults:\n"
                          "  - {at: 0s, for: 1s, hop: api->postgres, toxic: latency, latency: 1}\n",
                          "t.yaml")
-    timeline = FaultTimeline(scn.faults, network=NetworkNemesis(Broken(), log), process=None,
+    timeline = FaultTimeline(scn.faults, nemeses={"toxic": NetworkNemesis(Broken(), HOPS, log)},
                              log=log)
     timeline._run(timeline.clock())
     assert timeline.errors
@@ -313,53 +333,52 @@ def test_stored_run_is_rechecked(tmp_path: Path) -> None:
     assert (run / "junit.xml").exists()
 
 
-def test_shared_stack_starts_once_per_target_and_bugs(tmp_path: Path) -> None:
-    from faultline._drill_cli import SharedStack
-    from faultline._drill_stack import DrillStack
+def test_pool_starts_once_per_system_target_and_bugs(tmp_path: Path) -> None:
+    from faultline.drill import StackPool
+    from faultline.stack import StackInfo
 
     started: list[tuple[str, tuple[str, ...]]] = []
     stopped: list[int] = []
 
-    def factory(target: str, run_dir: Path, bugs: list[str]) -> DrillStack:
-        started.append((target, tuple(bugs)))
-        n = len(started)
-        return DrillStack(api_url="http://127.0.0.1:1", database_url="", redis_url="",
-                          proxy_url=None, metrics_urls={}, seed={},
-                          stop=lambda: stopped.append(n))
+    class Launcher:
+        controls = frozenset()
 
-    shared = SharedStack(factory)
-    a = shared("local", tmp_path, [])
-    a.stop()  # a drill's stop() leaves the shared stack running
-    shared("local", tmp_path, [])
+        def __init__(self, target: str, bugs: list[str]) -> None:
+            started.append((target, tuple(bugs)))
+            self.n = len(started)
+
+        def start(self) -> StackInfo:
+            return StackInfo(system="s", target="local", base_url="http://127.0.0.1:1")
+
+        info = start
+
+        def stop(self) -> None:
+            stopped.append(self.n)
+
+    class Profile:
+        name = "s"
+
+        def launcher(self, target: str, *, run_dir: Path, bugs: list[str]) -> Launcher:
+            return Launcher(target, bugs)
+
+    pool = StackPool(reuse=True)
+    pool.acquire(Profile(), "local", [], tmp_path, print)
+    pool.release(healthy=True, log=print)  # kept for the next drill
+    _, _, fresh = pool.acquire(Profile(), "local", [], tmp_path, print)
+    assert not fresh
     assert started == [("local", ())]
     assert stopped == []
-    shared("local", tmp_path, ["audit_chain_skip"])
-    assert stopped == [1]
-    shared.close()
-    shared.close()
+    pool.acquire(Profile(), "local", ["audit_chain_skip"], tmp_path, print)
+    assert stopped == [1]  # other bugs: another stack
+    pool.release(healthy=False, log=print)  # a drill that ended unhealthy: not reused
     assert stopped == [1, 2]
-
-
-def test_converged() -> None:
-    from faultline._runner import converged
-
-    state: dict[str, Any] = {
-        "outbox": [{"event_id": "e1", "published_at": None}],
-        "processed_events": [], "dead_letters": [],
-        "accounts": [{"id": "a", "balance": 5}], "projections": [{"account_id": "a", "balance": 0}],
-    }
-    assert converged(state) == ["1 outbox row(s) unpublished", "1 event(s) not applied",
-                                "projections differ from the ledger by 5 in total"]
-    state["outbox"][0]["published_at"] = "now"
-    state["processed_events"] = [{"event_id": "e1"}]
-    state["projections"][0]["balance"] = 5
-    assert converged(state) == []
+    pool.close()
+    pool.close()
+    assert stopped == [1, 2]
 
 
 def test_history_log_per_process(tmp_path: Path) -> None:
     import os
-
-    from history_log import HistoryLog
 
     log = HistoryLog(tmp_path)
     log.write({"type": "invoke", "process": "p"})

@@ -80,3 +80,34 @@ class StubApi:
         """The seed JSON the locustfile reads (contracts §4, the merchants only)."""
         path.write_text(json.dumps({"merchants": MERCHANTS}))
         return path
+
+
+def _stub_launcher(*, target: str, run_dir: Path, bugs: list[str],
+                   proxy_seed: int | None = None) -> Any:
+    """The stub api is somebody else's: an external stack at ``FAULTLINE_BASE_URL``."""
+    from faultline.stack import ExternalStack
+
+    return ExternalStack(system="stub", workload_data={"merchants": MERCHANTS})
+
+
+def _empty_snapshot(stack: Any, sink: Any) -> None:
+    for table in ("accounts", "transfers", "entries"):
+        sink.table(table, [])
+    sink.meta("external_inflow", {})
+
+
+def _stub_profile() -> Any:
+    import dataclasses
+
+    from faultline.system import load_profile
+
+    payments = load_profile("payments")
+    # the payments workload (the stub answers its requests), nothing of its stack
+    return dataclasses.replace(
+        payments, name="stub", description="the stub api of the load tests", hops=(),
+        services=(), invariants=("conservation",), launchers={"external": _stub_launcher},
+        snapshot=_empty_snapshot, settle_status=lambda stack: [], bugs={}, actions={},
+        alert_rules=None)
+
+
+STUB_PROFILE = _stub_profile()

@@ -23,14 +23,19 @@ from typing import Any
 
 import pytest
 
-from faultline.load import LoadError, LocustMaster, LocustRun, merge_histories
+from faultline.history import merge_histories
+from faultline.load import LoadError, LocustMaster, LocustRun
+from faultline.system import load_profile
 
-from .stub_api import MERCHANTS, StubApi
+from .stub_api import STUB_PROFILE, StubApi
 
 REPO = Path(__file__).resolve().parents[3]
 DRILLS = REPO / "tests" / "faultline" / "drill" / "drills"
 MS = 1_000_000
 HOUR = 3600 * 10**9
+PAYMENTS = load_profile("payments")
+LOCUSTFILE = PAYMENTS.workload.locustfile
+MIX = dict(PAYMENTS.workload.operations)
 
 
 def _free_port() -> int:
@@ -83,10 +88,11 @@ def test_remote_workers_history_reaches_the_master_on_its_clock(
     # late in the load, transfers hang: the workers are mid-operation when it stops
     with StubApi(hang_after=150) as api:
         before = time.monotonic_ns()
-        run = LocustRun(host=api.url, load={"profile": "steady", "users": 4, "duration": 4},
+        run = LocustRun(host=api.url, locustfile=LOCUSTFILE,
+                        load={"profile": "steady", "users": 4, "duration": 4, "mix": MIX,
+                              "params": {"races": 0}},
                         stack_file=StubApi.write_stack(tmp_path / "stack.json"),
                         history_dir=tmp_path / "load", log_file=tmp_path / "master.log",
-                        extra_env={"FAULTLINE_RACES": "0"},
                         master=LocustMaster(expect_workers=2, bind_port=port,
                                             workers_timeout=30)).start()
         try:
@@ -107,6 +113,7 @@ def test_remote_workers_history_reaches_the_master_on_its_clock(
     assert all(per_file)
     assert not per_file[0] & per_file[1]  # process names unique across machines
     history = merge_histories(files)
+    assert isinstance(history, list)
     assert all(re.fullmatch(r"w\d+-\w+-p\d+-u\d+b?", h["process"]) for h in history)
     _check_pairs(history)  # the lines written while the workers stopped came too
     assert api.hung
@@ -138,7 +145,8 @@ def test_a_worker_that_cannot_reach_its_master_fails_clearly(
 
 
 def test_a_master_whose_workers_never_come(tmp_path: Path) -> None:
-    run = LocustRun(host="http://127.0.0.1:1", load={"users": 1, "duration": 5},
+    run = LocustRun(host="http://127.0.0.1:1", locustfile=LOCUSTFILE,
+                    load={"users": 1, "duration": 5, "mix": MIX},
                     stack_file=StubApi.write_stack(tmp_path / "stack.json"),
                     history_dir=tmp_path / "load", log_file=tmp_path / "master.log",
                     master=LocustMaster(expect_workers=2, bind_port=_free_port(),
@@ -156,7 +164,8 @@ def test_a_master_that_cannot_bind_says_why(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        run = LocustRun(host="http://127.0.0.1:1", load={"users": 1, "duration": 5},
+        run = LocustRun(host="http://127.0.0.1:1", locustfile=LOCUSTFILE,
+                    load={"users": 1, "duration": 5, "mix": MIX},
                         stack_file=StubApi.write_stack(tmp_path / "stack.json"),
                         history_dir=tmp_path / "load", log_file=tmp_path / "master.log",
                         master=LocustMaster(bind_port=taken.getsockname()[1],
@@ -190,24 +199,17 @@ def test_master_flags_of_faultline_run(tmp_path: Path) -> None:
 
 def test_drill_with_a_master_and_no_workers_exits_4(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """The whole runner, minus the stack: the steady state is taken as given."""
-    from faultline import _runner
-    from faultline._drill_stack import DrillStack
+    """The whole runner on a stand-in system (the stub api behind its own profile)."""
+    from faultline.drill import DrillOptions, run_drill
 
-    monkeypatch.setattr(_runner._Drill, "steady_state", lambda self: (True, "assumed"))
-    monkeypatch.setattr(_runner, "_snapshot", lambda stack: {})
     scenario = tmp_path / "no-workers.yaml"
     scenario.write_text("name: no-workers\ndescription: master without workers\n"
-                        "load: {users: 2, duration: 5s}\n")
+                        "system: stub\nstack: external\nload: {users: 2, duration: 5s}\n")
     with StubApi() as api:
-        def stack(target: str, run_dir: Path, bugs: list[str]) -> DrillStack:
-            return DrillStack(api_url=api.url, database_url="", redis_url="", proxy_url=None,
-                              metrics_urls={}, seed={"merchants": MERCHANTS})
-
-        outcome = _runner.run_drill(scenario, _runner.DrillOptions(
-            runs_dir=tmp_path / "runs", progress=False,
-            master=LocustMaster(expect_workers=1, bind_port=_free_port(), workers_timeout=2)),
-            stack_factory=stack)
+        monkeypatch.setenv("FAULTLINE_BASE_URL", api.url)
+        outcome = run_drill(scenario, DrillOptions(
+            runs_dir=tmp_path / "runs", progress=False, profile=STUB_PROFILE,
+            master=LocustMaster(expect_workers=1, bind_port=_free_port(), workers_timeout=2)))
     assert outcome.exit_code == 4, outcome.summary
     assert "only 0 of 1 load worker(s) connected" in outcome.summary
     assert "--master --expect-workers 1" in outcome.verdict.info["replay"]
@@ -219,8 +221,7 @@ def test_drill_on_the_local_stack_with_a_remote_worker(
         tmp_path: Path, workers: list[subprocess.Popen[str]]) -> None:
     """``faultline run --master`` + one ``faultline load-worker`` with a clock an hour off:
     the faults and the worker's operations end up on one clock, the master decides."""
-    from faultline._drill_stack import open_stack
-    from faultline._runner import DrillOptions, run_drill
+    from faultline.drill import DrillOptions, run_drill
 
     port = _free_port()
     # started first: the worker waits for the master (stack start and probe come first)
@@ -228,8 +229,7 @@ def test_drill_on_the_local_stack_with_a_remote_worker(
     before = time.monotonic_ns()
     outcome = run_drill(DRILLS / "lost-ack.yaml", DrillOptions(
         runs_dir=tmp_path, progress=False,
-        master=LocustMaster(expect_workers=1, bind_port=port, workers_timeout=120)),
-        stack_factory=open_stack)
+        master=LocustMaster(expect_workers=1, bind_port=port, workers_timeout=120)))
     after = time.monotonic_ns()
     assert outcome.exit_code == 0, outcome.summary
     out, _ = workers[0].communicate(timeout=60)

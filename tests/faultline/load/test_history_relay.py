@@ -4,24 +4,14 @@ the translation onto the master's clock and the final re-offset."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from faultline.load import merge_histories
-
-REPO = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(REPO / "loadtests"))
-
-import history_log  # noqa: E402
-from history_relay import (  # noqa: E402
-    MAX_BATCH,
-    HistoryRelay,
-    OffsetEstimate,
-    OutgoingHistory,
-)
+import faultline.history as history_log
+from faultline.history import merge_histories
+from faultline.load.client._relay import MAX_BATCH, HistoryRelay, OffsetEstimate, OutgoingHistory
 
 MS = 1_000_000
 #: the worker's clock reads this much more than the master's
@@ -66,6 +56,7 @@ def test_lines_land_on_the_master_clock_and_early_ones_are_re_offset(tmp_path: P
     relay.finish()  # idempotent
     nemesis = [{"process": "nemesis", "type": "info", "f": "start", "time": invoke + 2 * MS}]
     merged = merge_histories([path, nemesis])
+    assert isinstance(merged, list)
     assert [(m["type"], m["process"]) for m in merged] == [
         ("invoke", "w0-h-p1-u0"), ("info", "nemesis"), ("ok", "w0-h-p1-u0")]
 

@@ -61,7 +61,9 @@ def test_a_full_scenario_loads(tmp_path: Path) -> None:
     assert scn.load.mix == {"transfer": 6, "replay": 2, "replay_diff": 1, "balance": 1}
     toxic, kill, latency, pause, restart, http = scn.faults
     assert isinstance(toxic, ToxicFault)
-    assert (toxic.proxy, toxic.toxic, toxic.toxicity, toxic.end) == ("api_postgres", "lost_ack", 0.2, 50.0)
+    assert (toxic.hop, toxic.toxic, toxic.toxicity, toxic.end) == ("api->postgres", "lost_ack", 0.2, 50.0)
+    assert toxic.scope == "exchange"  # pooled connections: roll per request, not per connection
+    assert scn.system == "payments"
     assert isinstance(kill, KillFault)
     assert (kill.service, kill.signal, kill.restart_after, kill.end) == ("worker-1", "SIGKILL", 5.0, None)
     assert kill.label == "kill-worker"
@@ -165,7 +167,7 @@ def test_unknown_hop_service_and_attribute(tmp_path: Path) -> None:
                    "  - {at: 1s, hop: api->redis, toxic: bandwidth}\n")
     fields = {p.field: p.message for p in err.problems}
     assert "api->postgres" in fields["faults[0].hop"]
-    assert "worker-N" in fields["faults[1].kill"]
+    assert "worker-1" in fields["faults[1].kill"]
     assert "'jittr' is not an attribute of a latency toxic" in fields["faults[2]"]
     assert "needs 'rate'" in fields["faults[3]"]
 

@@ -18,12 +18,14 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("payments.api", reason="payments services not built yet")
-pytest.importorskip("faultline.proxy.client", reason="fault proxy not built yet")
-
 from faultline.proxy.client import ProxyClient
-from faultline.stack import HOPS, LocalStack, StackError, StackInfo, sweep
+from faultline.stack import LocalStack, StackError, StackInfo, sweep
 from faultline.stack._state import StackState, group_alive
+from faultline.system import load_profile
+from payments.drill._local import local_topology
+
+PROFILE = load_profile("payments")
+HOPS = {h.name: h.proxy for h in PROFILE.hops}
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[3]
@@ -43,7 +45,7 @@ def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, state_dir: Path) -> Iterator[LocalStack]:
-    s = LocalStack(run_dir=tmp_path_factory.mktemp("run"))
+    s = LocalStack(local_topology(), run_dir=tmp_path_factory.mktemp("run"))
     try:
         s.start()
         yield s
@@ -80,9 +82,13 @@ def test_info_describes_every_hop_and_service(stack: LocalStack) -> None:
     assert set(ProxyClient(info.proxy_url).proxies()) == set(HOPS.values())
     assert set(info.pids) >= {"proxy", "postgres", "replica", "redis", "risk", "api", "relay",
                               "worker-1", "worker-2"}
-    assert info.seed["merchants"]
-    assert info.seed["admin_api_key"]
-    assert json.loads((Path(info.run_dir or "") / "stack.json").read_text()) == info.seed
+    assert info.system == "payments"
+    assert info.workload_data["merchants"]
+    assert info.workload_data["admin_api_key"]
+    stack_json = Path(info.run_dir or "") / "stack.json"
+    assert json.loads(stack_json.read_text()) == info.workload_data
+    assert stack_json.stat().st_mode & 0o777 == 0o600  # API keys: owner only
+    assert StackState.load(stack.state.path).path.stat().st_mode & 0o777 == 0o600
     for name in ("api", "risk", "relay", "worker-1", "worker-2"):
         assert status(info.metrics_urls[name]) == 200, name
         assert (Path(info.run_dir or "") / "logs" / f"{name}.log").exists()
@@ -94,7 +100,7 @@ def test_info_describes_every_hop_and_service(stack: LocalStack) -> None:
 def test_the_api_reaches_postgres_only_through_its_proxy(stack: LocalStack) -> None:
     info = stack.info()
     proxy = ProxyClient(info.proxy_url)
-    ready = info.api_url + "/readyz"
+    ready = info.base_url + "/readyz"
     assert wait_status(ready, 200) == 200
     proxy.update_proxy("api_postgres", enabled=False)
     try:
@@ -107,7 +113,7 @@ def test_the_api_reaches_postgres_only_through_its_proxy(stack: LocalStack) -> N
 def test_the_api_reaches_redis_only_through_its_proxy(stack: LocalStack) -> None:
     info = stack.info()
     proxy = ProxyClient(info.proxy_url)
-    ready = info.api_url + "/readyz"
+    ready = info.base_url + "/readyz"
     proxy.update_proxy("api_redis", enabled=False)
     try:
         assert wait_status(ready, None) != 200
@@ -124,7 +130,7 @@ def test_the_replica_streams_through_the_replication_proxy(stack: LocalStack) ->
     info = stack.info()
 
     async def senders() -> list[str]:
-        conn = await asyncpg.connect(info.database_url.replace("/payments", "/postgres"))
+        conn = await asyncpg.connect(info.endpoints["database_url"].replace("/payments", "/postgres"))
         try:
             rows = await conn.fetch("SELECT client_port::text FROM pg_stat_replication")
             return [r[0] for r in rows]
@@ -132,8 +138,7 @@ def test_the_replica_streams_through_the_replication_proxy(stack: LocalStack) ->
             await conn.close()
 
     async def in_recovery() -> bool:
-        assert info.replica_url
-        conn = await asyncpg.connect(info.replica_url)
+        conn = await asyncpg.connect(info.endpoints["replica_url"])
         try:
             return bool(await conn.fetchval("SELECT pg_is_in_recovery()"))
         finally:
@@ -149,7 +154,7 @@ def test_kill_and_start_a_worker(stack: LocalStack) -> None:
     stack.kill("worker-1", signal.SIGKILL)
     assert "worker-1" not in stack.info().pids
     assert not group_alive(before)
-    stack.start("worker-1")
+    stack.start_service("worker-1")
     after = stack.info().pids["worker-1"]
     assert after != before
     assert status(stack.info().metrics_urls["worker-1"].replace("/metrics", "/healthz")) == 200
@@ -176,8 +181,8 @@ def test_pause_resume_and_restart_a_worker(stack: LocalStack) -> None:
 def test_restart_redis_keeps_its_port(stack: LocalStack) -> None:
     info = stack.info()
     stack.restart("redis")
-    assert stack.info().redis_url == info.redis_url
-    assert wait_status(info.api_url + "/readyz", 200, timeout=30) == 200
+    assert stack.info().endpoints["redis_url"] == info.endpoints["redis_url"]
+    assert wait_status(info.base_url + "/readyz", 200, timeout=30) == 200
 
 
 def test_unknown_service_is_a_clear_error(stack: LocalStack) -> None:
@@ -186,7 +191,7 @@ def test_unknown_service_is_a_clear_error(stack: LocalStack) -> None:
 
 
 def test_stop_leaves_no_process_and_no_temp_dir(state_dir: Path, tmp_path: Path) -> None:
-    s = LocalStack(run_dir=tmp_path / "run", replica=False)
+    s = LocalStack(local_topology(replica=False), run_dir=tmp_path / "run")
     s.start()
     groups = dict(s.state.groups)
     dirs = list(s.state.temp_dirs)
@@ -204,7 +209,8 @@ def test_stop_leaves_no_process_and_no_temp_dir(state_dir: Path, tmp_path: Path)
 SIGKILLED_OWNER = textwrap.dedent("""
     import sys
     from faultline.stack import LocalStack
-    s = LocalStack(run_dir=sys.argv[1], replica=False)
+    from payments.drill._local import local_topology
+    s = LocalStack(local_topology(replica=False), run_dir=sys.argv[1])
     s.start()
     print("READY", flush=True)
     import time
@@ -248,12 +254,12 @@ def test_a_sigkilled_owner_leaves_nothing_after_sweep(state_dir: Path, tmp_path:
 
 def test_kill_and_start_postgres_and_restart_the_replica(stack: LocalStack) -> None:
     info = stack.info()
-    ready = info.api_url + "/readyz"
+    ready = info.base_url + "/readyz"
     stack.kill("postgres", signal.SIGKILL)
     assert "postgres" not in stack.info().pids
     assert wait_status(ready, None) != 200
-    stack.start("postgres")
-    assert stack.info().database_url == info.database_url  # same port
+    stack.start_service("postgres")
+    assert stack.info().endpoints == info.endpoints  # same ports
     assert wait_status(ready, 200, timeout=30) == 200
     stack.restart("replica")
     assert "replica" in stack.info().pids
