@@ -12,8 +12,6 @@ the history clock) to an :class:`AlertEvaluator`; the resulting events go to
 
 from __future__ import annotations
 
-from pathlib import Path as _Path
-
 from ._promtext import Sample, parse_prometheus_text
 from ._rules import (
     AlertEvaluator,
@@ -26,11 +24,7 @@ from ._rules import (
     parse_rules,
 )
 
-#: the rules a drill evaluates when its scenario names none
-DEFAULT_RULES_PATH = _Path(__file__).with_name("default_rules.yaml")
-
 __all__ = [
-    "DEFAULT_RULES_PATH",
     "AlertEvaluator",
     "AlertEvent",
     "AlertRule",

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from faultline.alerts import (
-    DEFAULT_RULES_PATH,
     AlertEvaluator,
     AlertRuleError,
     evaluate_rules,
@@ -103,7 +102,11 @@ def test_rule_errors_name_file_and_field(text: str, where: str) -> None:
 
 
 def test_default_rules_load(tmp_path: Path) -> None:
-    names = [r.name for r in load_rules(DEFAULT_RULES_PATH)]
+    from faultline.system import load_profile
+
+    rules = load_profile("payments").alert_rules  # a system's rules come with its profile
+    assert rules is not None
+    names = [r.name for r in load_rules(rules)]
     assert {"outbox_backlog", "breaker_open", "stream_lag", "replica_lag"} <= set(names)
     with pytest.raises(AlertRuleError, match="cannot read"):
         load_rules(tmp_path / "none.yaml")
