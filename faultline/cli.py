@@ -18,7 +18,8 @@ __all__ = ["main"]
 _PARTS: dict[str, tuple[str, ...]] = {
     "faultline.proxy._cli": ("proxy",),
     "faultline.stack._cli": ("stack",),
-    "faultline.drill._cli": ("run", "list", "validate", "check", "report", "load-worker"),
+    "faultline.drill._cli": ("run", "init", "list", "validate", "check", "report",
+                             "load-worker"),
 }
 
 

@@ -28,6 +28,45 @@ def worst_code(codes: Any) -> int:
     return next((c for c in SEVERITY if c in seen), max(seen) if seen else 0)
 
 
+def _catalogue(system: str | None) -> Path | None:
+    """The scenario catalogue a system's profile ships (None when it ships none)."""
+    from faultline.system import ProfileError, load_profile
+
+    try:
+        return load_profile(system).scenarios
+    except ProfileError:
+        return None
+
+
+def _resolve(raw: list[str]) -> list[str]:
+    """Paths as given; a name that is no path (``lost-ack``, ``payments:default``) is
+    looked up in the catalogue of the system it names (default: payments), so that an
+    installed Faultline runs its catalogue from any folder."""
+    out: list[str] = []
+    for item in raw:
+        if Path(item).exists():
+            out.append(item)
+            continue
+        system, _, name = item.rpartition(":") if ":" in item else ("", "", item)
+        folder = _catalogue(system or None)
+        found = None
+        if folder is not None and name:
+            for candidate in (folder / name, folder / f"{name}.yaml", folder / f"{name}.yml"):
+                if candidate.exists():
+                    found = str(candidate)
+                    break
+        out.append(found or item)
+    return out
+
+
+def _default_paths() -> list[str]:
+    """``scenarios/`` here, else the default system's catalogue."""
+    if Path("scenarios").exists():
+        return ["scenarios"]
+    folder = _catalogue(None)
+    return [str(folder)] if folder is not None else ["scenarios"]
+
+
 def _bugs(raw: str | None) -> list[str]:
     return [b.strip() for b in (raw or "").split(",") if b.strip()]
 
@@ -37,7 +76,7 @@ def _run(args: argparse.Namespace) -> int:
     from faultline.drill._runner import DrillOptions, run_drill
     from faultline.scenario import scenario_files
 
-    files = scenario_files(args.scenario)
+    files = scenario_files(_resolve(args.scenario))
     missing = [str(p) for p in files if not p.is_file()]
     if missing or not files:
         what = ", ".join(missing) if missing else (
@@ -125,7 +164,7 @@ def _load_worker(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     from faultline.scenario import ScenarioError, load_scenario, scenario_files
 
-    files = scenario_files(args.paths or ["scenarios"])
+    files = scenario_files(_resolve(args.paths) if args.paths else _default_paths())
     bad = 0
     for path in files:
         try:
@@ -145,7 +184,7 @@ def _list(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from faultline.scenario import scenario_files, validate_paths
 
-    paths = args.paths or ["scenarios"]
+    paths = _resolve(args.paths) if args.paths else _default_paths()
     files = scenario_files(paths)
     if not files:
         print(f"faultline validate: no scenario files (*.yaml, *.yml) in {', '.join(paths)}",
@@ -222,10 +261,35 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _init(args: argparse.Namespace) -> int:
+    """Write a starter folder: the system's scenario catalogue, ready to run and edit."""
+    import shutil
+
+    folder = _catalogue(args.system)
+    if folder is None:
+        print(f"faultline init: system {args.system or 'payments'!r} ships no scenario "
+              "catalogue", file=sys.stderr)
+        return EXIT_HARNESS
+    dest = Path(args.dir)
+    target = dest / "scenarios"
+    if target.exists():
+        print(f"faultline init: {target} exists; nothing written", file=sys.stderr)
+        return EXIT_HARNESS
+    shutil.copytree(folder, target, ignore=shutil.ignore_patterns("__pycache__"))
+    count = len(list(target.rglob("*.yaml")))
+    print(f"wrote {count} scenarios to {target}")
+    print(f"  faultline validate {target}")
+    print(f"  faultline run {target / 'default'}        # the default drills (about a minute)")
+    print(f"  faultline run {target}/<scenario>.yaml --seed N")
+    return 0
+
+
 def register(subparsers: Any) -> None:
     """Add ``run``, ``list``, ``validate``, ``check``, ``report`` and ``load-worker``."""
     p = subparsers.add_parser("run", help="run drills: stack, load, faults, checks, verdict")
-    p.add_argument("scenario", nargs="+", help="scenario YAML file(s) or folders")
+    p.add_argument("scenario", nargs="+",
+                   help="scenario YAML file(s) or folders, or catalogue names "
+                        "(lost-ack, payments:default)")
     p.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
     p.add_argument("--duration", default=None, help="override the load duration (90s, 2m)")
     p.add_argument("--junit", default=None, help="also write the JUnit XML here")
@@ -257,6 +321,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--connect-timeout", type=float, default=60.0, metavar="SECONDS",
                    help="give up when the master does not answer within this (default 60)")
     p.set_defaults(func=_load_worker)
+
+    p = subparsers.add_parser("init", help="write a starter folder of scenarios to edit")
+    p.add_argument("dir", nargs="?", default=".", help="where (default: here)")
+    p.add_argument("--system", default=None, help="whose catalogue (default payments)")
+    p.set_defaults(func=_init)
 
     p = subparsers.add_parser("list", help="list scenarios")
     p.add_argument("paths", nargs="*", help="files or folders (default scenarios/)")

@@ -42,6 +42,8 @@ class DrillRecord:
     replay: str = ""
     settled: list[str] = field(default_factory=list)
     settle_seconds: float | None = None
+    #: seconds spent in each phase (stack, steady, baseline, load, heal, settle, final)
+    phases: dict[str, float] = field(default_factory=dict)
 
     def save(self, folder: RunFolder) -> None:
         folder.file(RunFolder.DRILL).write_text(json.dumps(self.__dict__, indent=2, default=str))

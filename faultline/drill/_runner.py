@@ -39,7 +39,7 @@ from faultline.stack import StackError, StackInfo, write_private
 __all__ = ["DrillInterrupted", "DrillOptions", "DrillOutcome", "run_drill"]
 
 #: the probe load of the steady-state phase (the scenario's mix, plain traffic)
-PROBE = {"profile": "steady", "users": 2, "duration": 3.0}
+PROBE = {"profile": "steady", "users": 2, "duration": 2.0}
 #: the invariants the steady state must keep (the delivery ones need settling first)
 STEADY_INVARIANTS = ("conservation", "balanced_entries", "non_negative",
                      "acknowledged_exactly_once")
@@ -137,6 +137,15 @@ class _Probe:
 
 class _Drill:
     """One run; the phases are methods so that :meth:`run` reads as the flow above."""
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Time one phase into ``drill.json`` (what a drill costs beyond its load)."""
+        began = time.monotonic()
+        try:
+            yield
+        finally:
+            self.record.phases[name] = round(time.monotonic() - began, 3)
 
     def __init__(self, path: Path, scn: Any, profile: Any, opts: DrillOptions,
                  pool: StackPool) -> None:
@@ -340,8 +349,7 @@ class _Drill:
         self.timeline.start(self.load_t0)
         tick = 0.25 if (self.ui.tty or any(f.when for f in scn.faults)) else 1.0
         margin = 15 + (10 if master is not None else 0)
-        while self.load.running():
-            time.sleep(tick)
+        while not self.load.ended(within=tick):
             progress = self.load.progress()
             probe.done = progress.operations
             faults = self.timeline.active
@@ -401,11 +409,13 @@ class _Drill:
         folder = self.folder
         load_dir = folder.path / RunFolder.LOAD
         if load_dir.exists():
-            merge_histories([*sorted(load_dir.glob("history-*.jsonl")), self.nemesis_log.lines],
-                            out=folder.history)
+            with self.phase("merge"):
+                merge_histories([*sorted(load_dir.glob("history-*.jsonl")),
+                                 self.nemesis_log.lines], out=folder.history)
         if self.info is not None and self.load_t0 is not None and not self.record.interrupted:
             began = time.monotonic()
-            left = self.settle(float(self.scn.settle))
+            with self.phase("settle"):
+                left = self.settle(float(self.scn.settle))
             self.record.settle_seconds = round(time.monotonic() - began, 2)
             self.record.settled = left
             if left:
@@ -413,7 +423,8 @@ class _Drill:
                             f"{'; '.join(left)}")
             else:
                 self.ui.say(f"settled in {self.record.settle_seconds:g}s")
-            folder.final_state.with_suffix(".json").write_text(_dumps(self.snapshot()))
+            with self.phase("snapshot"):
+                folder.final_state.with_suffix(".json").write_text(_dumps(self.snapshot()))
         if self.scraper is not None:
             self.scraper.stop()
             folder.file(RunFolder.ALERTS).write_text(
@@ -421,11 +432,14 @@ class _Drill:
                        if self.scraper.evaluator is not None else None))
             folder.file(RunFolder.BREAKERS).write_text(_dumps(self.scraper.breaker_events))
         self.record.save(folder)
-        judged = judge(folder, self.scn)
-        write_report(folder.path, judged.verdict, judged.history, scenario=self.scn,
-                     alerts=judged.alerts, breaker_events=judged.breakers,
-                     context=judged.context, replay_command=self.record.replay,
-                     junit_path=self.opts.junit)
+        with self.phase("judge"):
+            judged = judge(folder, self.scn)
+        with self.phase("report"):
+            write_report(folder.path, judged.verdict, judged.history, scenario=self.scn,
+                         alerts=judged.alerts, breaker_events=judged.breakers,
+                         context=judged.context, replay_command=self.record.replay,
+                         junit_path=self.opts.junit)
+        self.record.save(folder)
         return judged.verdict
 
     def replay_command(self) -> str:
@@ -470,15 +484,20 @@ class _Drill:
         try:
             with _sigterm_unwinds():
                 try:
-                    self.prepare()
-                    self.start_stack()
-                    steady = self.steady_state()
+                    with self.phase("prepare"):
+                        self.prepare()
+                    with self.phase("stack"):
+                        self.start_stack()
+                    with self.phase("steady"):
+                        steady = self.steady_state()
                     self.ui.say(f"steady state: {self.record.steady_message}")
                     if steady:
                         assert self.folder is not None
-                        self.folder.baseline_state.with_suffix(".json").write_text(
-                            _dumps(self.snapshot()))
-                        self.drive()
+                        with self.phase("baseline"):
+                            self.folder.baseline_state.with_suffix(".json").write_text(
+                                _dumps(self.snapshot()))
+                        with self.phase("load"):
+                            self.drive()
                         self._progress_line("done")
                         self.ui.end_line()
                 except (KeyboardInterrupt, DrillInterrupted):
@@ -490,12 +509,14 @@ class _Drill:
                     if self.folder is not None:
                         self.folder.file(RunFolder.HARNESS_ERROR).write_text(traceback.format_exc())
                 finally:
-                    if self.load is not None:
-                        self.load.stop()
-                    self.heal()
+                    with self.phase("heal"):
+                        if self.load is not None:
+                            self.load.stop()
+                        self.heal()
                 try:
                     if self.folder is not None:
-                        verdict = self.finish()
+                        with self.phase("finish"):
+                            verdict = self.finish()
                 except (KeyboardInterrupt, DrillInterrupted):
                     self.record.interrupted = True
                 except Exception as exc:

@@ -229,6 +229,17 @@ class LocustRun:
             self.stop()
             return self.proc.wait()
 
+    def ended(self, within: float) -> bool:
+        """Wait up to ``within`` seconds for Locust to end (nothing is stopped); whether
+        it has."""
+        if self.proc is None:
+            return True
+        try:
+            self.proc.wait(timeout=within)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
     def stop(self, grace: float = 5.0) -> None:
         """SIGTERM the process group, SIGKILL it after ``grace`` seconds (idempotent)."""
         if self.proc is None:

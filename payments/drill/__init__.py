@@ -92,4 +92,5 @@ PROFILE = SystemProfile(
              "breaker_state": "payments_breaker_state",
              "inflight": "payments_api_inflight_requests"},
     metric_prefix="payments_",
+    scenarios=HERE / "scenarios",
 )

@@ -112,6 +112,9 @@ _user_numbers = itertools.count()
 _started: list[float] = []
 #: seconds without a heartbeat of the master before a remote worker gives up
 MASTER_SILENCE = 15.0
+#: requests of this process's users in flight now (the shape ends once the load is over
+#: and none is left, instead of always waiting a whole client timeout)
+_inflight = [0]
 
 
 def _is_remote_worker(environment: Any) -> bool:
@@ -214,6 +217,7 @@ class JepsenUser(FastHttpUser):
         # with a constant arrival rate, the first call of a task also counts the time it
         # waited past its slot (coordinated omission)
         late, self.late = self.late, 0.0
+        _inflight[0] += 1
         try:
             kind, status, data, error = self._send(method, path, headers or {}, body, f,
                                                    keep_body)
@@ -222,6 +226,8 @@ class JepsenUser(FastHttpUser):
                            "status": None, "body": None, "error": f"stopped: {type(exc).__name__}",
                            "latency_ms": round((time.monotonic() - started) * 1000, 3)})
             raise
+        finally:
+            _inflight[0] -= 1
         service_ms = (time.monotonic() - started) * 1000
         line: dict[str, Any] = {
             "type": kind, "process": proc, "f": f, "key": key, "value": value,
@@ -276,10 +282,18 @@ class DrillShape(LoadTestShape):
     """The scenario's profile (:mod:`faultline.load.client._shapes`)."""
 
     def tick(self) -> tuple[int, float] | None:
+        from locust.runners import MasterRunner
+
         t = float(self.get_run_time())  # type: ignore[no-untyped-call]
         shape = DRILL.shape
         users = users_at(shape, min(t, shape.duration - 1e-3))
         if users is None or t >= shape.duration + DRILL.timeout + 1.0:
+            return None
+        # the load is over and no request of ours is in flight: end now (a master runs
+        # no users itself and cannot see its workers' requests: it waits the grace)
+        over = t >= shape.duration + 0.1 and _started and (
+            time.monotonic() >= _started[0] + shape.duration)
+        if over and _inflight[0] == 0 and not isinstance(self.runner, MasterRunner):
             return None
         return users, max(shape.spawn_rate, 1.0) if users <= shape.users else float(users)
 
