@@ -43,6 +43,10 @@ class LedgerError(Exception):
 class ClaimLostError(Exception):
     """The idempotency claim was taken over (lease expired); this attempt must not commit."""
 
+    # The database refused the commit as designed: a race between two holders of a key,
+    # not a database failure (``payments._policies.is_client_caused`` reads this).
+    sqlstate = "PT409"
+
 
 @dataclass(frozen=True, slots=True)
 class Transfer:
