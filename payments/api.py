@@ -20,7 +20,6 @@ from typing import Any
 
 import asyncpg
 import orjson
-import pyotp
 import redis.asyncio as aioredis
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.applications import Starlette
@@ -32,6 +31,7 @@ from starlette.routing import Route
 from payments import _idempotency as idem
 from payments import _input as inp
 from payments import audit, ledger
+from payments._admin import check_totp
 from payments._config import Settings, load_settings
 from payments._crypto import Sealer, hash_api_key
 from payments._db import create_pool
@@ -227,7 +227,8 @@ class Api:
         return str(row["id"])
 
     async def admin(self, request: Request) -> None:
-        """Admin calls need the admin API key AND a current TOTP code."""
+        """Admin calls need the admin API key AND a TOTP code not used before (see
+        ``payments._admin``: once per step, lockout after repeated wrong codes)."""
         digest = hash_api_key(self._bearer(request))
 
         async def load(conn: Any) -> Any:  # not cached: a re-seed rotates the credentials
@@ -238,16 +239,21 @@ class Api:
         if row is None:
             raise ApiError(401, "unauthorized", "no admin credentials are provisioned")
         key_hash = bytes(row["api_key_hash"])
-        secret = self.s.admin_totp_secret or self.sealer.open(
-            bytes(row["totp_secret_enc"]), b"admin-totp").decode()
         if not hmac.compare_digest(key_hash, digest):
             raise ApiError(401, "unauthorized", "invalid admin API key")
         code = request.headers.get("x-totp", "").strip()
         if not code:
             raise ApiError(401, "totp_required", "admin calls need a TOTP code in X-TOTP",
                            "X-TOTP")
-        if not pyotp.TOTP(secret).verify(code, valid_window=1):
-            raise ApiError(401, "totp_invalid", "TOTP code is wrong or expired", "X-TOTP")
+        secret = self.s.admin_totp_secret or self.sealer.open(
+            bytes(row["totp_secret_enc"]), b"admin-totp").decode()
+
+        async def check(conn: Any) -> None:
+            await check_totp(conn, key_hash, secret, code,
+                             max_failures=self.s.admin_totp_max_failures,
+                             lockout_s=self.s.admin_lockout_s)
+
+        await self.on_db(check)
 
     # -- accounts ----------------------------------------------------------------------
     async def create_account(self, request: Request) -> Response:
