@@ -37,6 +37,7 @@ from payments._crypto import Sealer, hash_api_key
 from payments._db import create_pool
 from payments._errors import ApiError, error_body
 from payments._http import HttpPool
+from payments._merchant_keys import MerchantKeys
 from payments._openapi import OPENAPI
 from payments._policies import breaker, database_breaker, is_client_caused, risk_pipeline
 from payments._replica import ReplicaReader
@@ -109,7 +110,7 @@ class Api:
         self.risk_policy = risk_pipeline(
             retry_on=(ConnectionError, RiskUnavailableError),
             timeout_s=settings.risk_timeout_s, fallback=self._risk_fallback, store=store)
-        self._merchants: dict[bytes, tuple[str, float]] = {}
+        self.keys = MerchantKeys(settings.database_url)
         self._background: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -122,6 +123,7 @@ class Api:
             self.replica_pool = await create_pool(self.s.replica_url, max_size=5)
         self.reader = ReplicaReader(self.pool, self.replica_pool, self.s.replica_max_lag_s)
         self.reader.start()
+        self.keys.start()
         self.redis = aioredis.from_url(self.s.redis_url, socket_timeout=1.0,
                                        socket_connect_timeout=1.0)
         if self.s.risk_url:
@@ -145,6 +147,7 @@ class Api:
             await asyncio.wait(self._background, timeout=5)
         if self.reader is not None:
             await self.reader.stop()
+        await self.keys.stop()
         for closer in (self.risk.aclose() if self.risk else None,
                        self.redis.aclose() if self.redis else None,
                        self.replica_pool.close() if self.replica_pool else None,
@@ -206,12 +209,13 @@ class Api:
         return token.strip()
 
     async def merchant(self, request: Request) -> str:
-        """The merchant id the bearer key belongs to (cached for 60 s)."""
+        """The merchant id the bearer key belongs to (cached; a revocation evicts it at
+        once, see ``payments._merchant_keys``)."""
         digest = hash_api_key(self._bearer(request))
-        hit = self._merchants.get(digest)
-        now = time.monotonic()
-        if hit is not None and hit[1] > now:
-            return hit[0]
+        cached = self.keys.get(digest)
+        if cached is not None:
+            return cached
+        generation = self.keys.generation
 
         async def find(conn: Any) -> Any:
             return await conn.fetchrow(
@@ -221,9 +225,7 @@ class Api:
         if row is None or not hmac.compare_digest(bytes(row["api_key_hash"]), digest):
             raise ApiError(401, "unauthorized", "invalid API key",
                            headers={"WWW-Authenticate": "Bearer"})
-        if len(self._merchants) > 10_000:
-            self._merchants.clear()
-        self._merchants[digest] = (row["id"], now + 60.0)
+        self.keys.put(digest, str(row["id"]), generation)
         return str(row["id"])
 
     async def admin(self, request: Request) -> None:

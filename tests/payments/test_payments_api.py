@@ -120,9 +120,9 @@ def test_authz_denies_cross_merchant(stack: Stack) -> None:
     a, b = merchant(stack, 0), merchant(stack, 1)
     with stack.client(key=a["api_key"]) as c:
         r = post_transfer(c, transfer_body(b["accounts"][0], a["accounts"][0]), random_key())
-        assert r.status_code == 403
-        assert r.json()["error"] == {"code": "forbidden", "field": "from_account",
-                                     "message": "from_account belongs to another merchant"}
+        assert r.status_code == 404  # as if it did not exist: no existence oracle
+        assert r.json()["error"] == {"code": "account_not_found", "field": "from_account",
+                                     "message": "from_account does not exist"}
         assert c.get(f"/v1/accounts/{b['accounts'][0]}").status_code == 404
         assert c.get(f"/v1/accounts/{b['accounts'][0]}/statement").status_code == 404
     with stack.client(key="sk_not-a-real-key") as c:
