@@ -51,12 +51,17 @@ def _error(code: str) -> dict[str, Any]:
     return resp
 
 
-def _op(summary: str, ok: str, schema: str | None = None, body: str | None = None,
-        params: list[dict[str, Any]] | None = None, errors: tuple[str, ...] = ()
-        ) -> dict[str, Any]:
-    op: dict[str, Any] = {"summary": summary, "responses": {ok: {"description": "ok"}}}
+def _op(op_id: str, summary: str, ok: str, schema: str | None = None, body: str | None = None,
+        params: list[dict[str, Any]] | None = None, errors: tuple[str, ...] = (),
+        links: tuple[str, ...] = ()) -> dict[str, Any]:
+    op: dict[str, Any] = {"operationId": op_id, "summary": summary,
+                          "responses": {ok: {"description": "ok"}}}
     if schema:
         op["responses"][ok]["content"] = {"application/json": {"schema": _ref(schema)}}
+    if links:  # the created resource can be read back by its id
+        op["responses"][ok]["links"] = {
+            target: {"operationId": target, "parameters": {"id": "$response.body#/id"}}
+            for target in links}
     for code in errors:
         op["responses"][code] = _error(code)
     if body:
@@ -165,25 +170,27 @@ OPENAPI: dict[str, Any] = {
     },
     "security": [{"bearer": []}],
     "paths": {
-        "/v1/accounts": {"post": _op("Open an account", "201", "Account", "NewAccount",
-                                     errors=_BODY_ERRORS)},
-        "/v1/accounts/{id}": {"get": _op("Read an account", "200", "Account",
+        "/v1/accounts": {"post": _op("openAccount", "Open an account", "201", "Account",
+                                     "NewAccount", errors=_BODY_ERRORS,
+                                     links=("getAccount", "getStatement"))},
+        "/v1/accounts/{id}": {"get": _op("getAccount", "Read an account", "200", "Account",
                                          params=[_id_param("account")], errors=_READ_ERRORS)},
         "/v1/accounts/{id}/statement": {"get": _op(
-            "Statement (served by the read replica when it is healthy)", "200", "Statement",
-            params=[_id_param("account"), _LIMIT], errors=(*_READ_ERRORS, "422"))},
+            "getStatement", "Statement (served by the read replica when it is healthy)",
+            "200", "Statement", params=[_id_param("account"), _LIMIT],
+            errors=(*_READ_ERRORS, "422"))},
         "/v1/transfers": {"post": _op(
-            "Move money between two of the merchant's accounts, exactly once per"
-            " Idempotency-Key", "201", "Transfer", "NewTransfer", params=[_IDEM],
-            errors=(*_BODY_ERRORS, "402", "404", "409"))},
-        "/v1/transfers/{id}": {"get": _op("Read a transfer", "200", "Transfer",
+            "createTransfer", "Move money between two of the merchant's accounts, exactly"
+            " once per Idempotency-Key", "201", "Transfer", "NewTransfer", params=[_IDEM],
+            errors=(*_BODY_ERRORS, "402", "404", "409"), links=("getTransfer",))},
+        "/v1/transfers/{id}": {"get": _op("getTransfer", "Read a transfer", "200", "Transfer",
                                           params=[_id_param("transfer")],
                                           errors=_READ_ERRORS)},
-        "/v1/admin/audit/verify": {"get": _op("Verify the audit hash chain (admin + TOTP)",
-                                              "200", "AuditVerification", params=[_TOTP],
-                                              errors=_ADMIN_ERRORS)},
+        "/v1/admin/audit/verify": {"get": _op(
+            "verifyAudit", "Verify the audit hash chain (admin + TOTP)", "200",
+            "AuditVerification", params=[_TOTP], errors=_ADMIN_ERRORS)},
         "/v1/admin/transfers/review": {"get": _op(
-            "Transfers flagged for review (admin + TOTP)", "200", "ReviewQueue",
+            "reviewQueue", "Transfers flagged for review (admin + TOTP)", "200", "ReviewQueue",
             params=[_TOTP], errors=_ADMIN_ERRORS)},
         "/healthz": {"get": {**_PUBLIC, "summary": "process alive",
                              "responses": {"200": {"description": "ok"}}}},
