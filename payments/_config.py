@@ -58,6 +58,8 @@ class Settings:
     worker_max_deliveries: int = 5
     risk_timeout_s: float = 0.5
     shared_breakers: bool = False
+    admin_totp_max_failures: int = 5
+    admin_lockout_s: float = 300.0
 
     def bug(self, name: str) -> bool:
         """Whether the deliberate bug ``name`` is switched on (see payments.bugs)."""
@@ -101,4 +103,6 @@ def load_settings() -> Settings:
         worker_max_deliveries=_int("PAYMENTS_WORKER_MAX_DELIVERIES", 5),
         risk_timeout_s=_float("PAYMENTS_RISK_TIMEOUT_S", 0.5),
         shared_breakers=_env("PAYMENTS_SHARED_BREAKERS").lower() in ("1", "true", "yes"),
+        admin_totp_max_failures=_int("PAYMENTS_ADMIN_TOTP_MAX_FAILURES", 5),
+        admin_lockout_s=_float("PAYMENTS_ADMIN_LOCKOUT_S", 300.0),
     )

@@ -11,6 +11,8 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, disable_created_metrics, generate_latest
 
+from payments._errors import error_body
+
 __all__ = ["install_stop_signals", "run", "serve_asgi", "setup_logging", "start_ops_server"]
 
 
@@ -33,16 +35,45 @@ def setup_logging(service: str) -> logging.Logger:
     return logging.getLogger(f"payments.{service}")
 
 
+_BAD_REQUEST = error_body("bad_request", "malformed HTTP request")
+
+
+def _json_400(protocol: type[Any]) -> type[Any]:
+    """``protocol`` answering a request it cannot parse in the api's error shape.
+
+    uvicorn answers those itself, in text/plain, before any app code runs; its protocol
+    classes expose ``send_400_response`` for exactly this answer, so we override that.
+    """
+
+    class JsonBadRequest(protocol):  # type: ignore[misc]
+        def send_400_response(self, msg: str) -> None:
+            head = [b"HTTP/1.1 400 Bad Request\r\n"]
+            for name, value in self.server_state.default_headers:
+                head.append(name + b": " + value + b"\r\n")
+            head.append(b"content-type: application/json\r\ncontent-length: %d\r\n"
+                        b"connection: close\r\n\r\n" % len(_BAD_REQUEST))
+            self.transport.write(b"".join(head) + _BAD_REQUEST)
+            self.transport.close()
+
+    JsonBadRequest.__name__ = f"JsonBadRequest{protocol.__name__}"
+    return JsonBadRequest
+
+
 def serve_asgi(app: Any, host: str, port: int) -> None:
-    """Run an ASGI app with uvicorn on uvloop + httptools (the fastest pure-pip stack)."""
+    """Run an ASGI app with uvicorn on uvloop + httptools (the fastest pure-pip stack);
+    malformed HTTP is answered as ``{"error": {...}}`` like every other error."""
     import importlib.util
 
     import uvicorn
 
     # uvloop/httptools come with uvicorn[standard]; without them fall back, never fail.
     fast = importlib.util.find_spec("uvloop") and importlib.util.find_spec("httptools")
+    if fast:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as protocol
+    else:
+        from uvicorn.protocols.http.h11_impl import H11Protocol as protocol  # type: ignore[assignment]
     uvicorn.run(app, host=host, port=port, loop="uvloop" if fast else "asyncio",
-                http="httptools" if fast else "h11",
+                http=_json_400(protocol),
                 lifespan="on", access_log=False, log_level="warning",
                 timeout_keep_alive=30, backlog=2048)
 

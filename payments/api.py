@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import hmac
 import logging
-import re
 import sys
 import time
 import uuid
@@ -21,7 +20,6 @@ from typing import Any
 
 import asyncpg
 import orjson
-import pyotp
 import redis.asyncio as aioredis
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.applications import Starlette
@@ -31,14 +29,17 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from payments import _idempotency as idem
+from payments import _input as inp
 from payments import audit, ledger
+from payments._admin import check_totp
 from payments._config import Settings, load_settings
 from payments._crypto import Sealer, hash_api_key
 from payments._db import create_pool
 from payments._errors import ApiError, error_body
 from payments._http import HttpPool
+from payments._merchant_keys import MerchantKeys
 from payments._openapi import OPENAPI
-from payments._policies import breaker, risk_pipeline
+from payments._policies import breaker, database_breaker, is_client_caused, risk_pipeline
 from payments._replica import ReplicaReader
 from payments._serve import serve_asgi, setup_logging
 from resilience import CircuitOpenError, RejectedError
@@ -53,11 +54,10 @@ LATENCY = Histogram("payments_api_request_seconds", "HTTP request latency", ["ro
 TRANSFERS = Counter("payments_transfers_total", "Transfer outcomes", ["outcome"])
 RISK = Counter("payments_risk_decisions_total", "Risk decisions (incl. fallbacks)", ["decision"])
 
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
-_ID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 _MAX_AMOUNT = 10**15
-_MAX_BODY = 64 * 1024
 _JSON = "application/json"
+_TRANSFER_FIELDS = frozenset({"from_account", "to_account", "amount", "currency"})
+_ACCOUNT_FIELDS = frozenset({"currency", "holder", "non_negative"})
 
 
 class RiskUnavailableError(Exception):
@@ -69,37 +69,10 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Resp
     return Response(data, status_code=status, media_type=_JSON, headers=headers)
 
 
-async def _body(request: Request) -> dict[str, Any]:
-    declared = request.headers.get("content-length", "0")
-    if not declared.isdigit() or int(declared) > _MAX_BODY:
-        raise ApiError(413, "body_too_large", f"request bodies are limited to {_MAX_BODY} bytes")
-    raw = await request.body()
-    if len(raw) > _MAX_BODY:
-        raise ApiError(413, "body_too_large", f"request bodies are limited to {_MAX_BODY} bytes")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise ApiError(400, "invalid_json", "request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_json", "request body must be a JSON object")
-    return body
-
-
-def _string(body: dict[str, Any], name: str, pattern: re.Pattern[str] = _ID) -> str:
-    value = body.get(name)
-    if value is None:
-        raise ApiError(422, "missing_field", f"{name} is required", name)
-    if not isinstance(value, str) or not pattern.match(value):
-        raise ApiError(422, "invalid_field", f"{name} is not a valid value", name)
-    return value
-
-
 def _transfer_request(body: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(body) - {"from_account", "to_account", "amount", "currency"}
-    if unknown:
-        raise ApiError(422, "unknown_field", f"unexpected field {sorted(unknown)[0]}",
-                       sorted(unknown)[0])
-    src, dst = _string(body, "from_account"), _string(body, "to_account")
+    inp.unknown_fields(body, _TRANSFER_FIELDS)
+    src = inp.account_id_field(body, "from_account")
+    dst = inp.account_id_field(body, "to_account")
     amount = body.get("amount")
     if amount is None:
         raise ApiError(422, "missing_field", "amount is required", "amount")
@@ -108,7 +81,7 @@ def _transfer_request(body: dict[str, Any]) -> dict[str, Any]:
     if not 0 < amount <= _MAX_AMOUNT:
         raise ApiError(422, "invalid_field", f"amount must be between 1 and {_MAX_AMOUNT}",
                        "amount")
-    currency = _string(body, "currency", _CURRENCY)
+    currency = inp.currency_field(body)
     if src == dst:
         raise ApiError(422, "same_account", "from_account and to_account must differ",
                        "to_account")
@@ -126,7 +99,7 @@ class Api:
         self.reader: ReplicaReader | None = None
         self.redis: Any = None
         self.risk: HttpPool | None = None
-        self.db = breaker("postgres", minimum_calls=20, window=40, open_duration=1.0)
+        self.db = database_breaker()
         self.redis_breaker = breaker("redis", minimum_calls=3, window=10, open_duration=2.0)
         store = None
         if settings.shared_breakers:
@@ -137,7 +110,7 @@ class Api:
         self.risk_policy = risk_pipeline(
             retry_on=(ConnectionError, RiskUnavailableError),
             timeout_s=settings.risk_timeout_s, fallback=self._risk_fallback, store=store)
-        self._merchants: dict[bytes, tuple[str, float]] = {}
+        self.keys = MerchantKeys(settings.database_url)
         self._background: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -150,6 +123,7 @@ class Api:
             self.replica_pool = await create_pool(self.s.replica_url, max_size=5)
         self.reader = ReplicaReader(self.pool, self.replica_pool, self.s.replica_max_lag_s)
         self.reader.start()
+        self.keys.start()
         self.redis = aioredis.from_url(self.s.redis_url, socket_timeout=1.0,
                                        socket_connect_timeout=1.0)
         if self.s.risk_url:
@@ -173,6 +147,7 @@ class Api:
             await asyncio.wait(self._background, timeout=5)
         if self.reader is not None:
             await self.reader.stop()
+        await self.keys.stop()
         for closer in (self.risk.aclose() if self.risk else None,
                        self.redis.aclose() if self.redis else None,
                        self.replica_pool.close() if self.replica_pool else None,
@@ -234,12 +209,13 @@ class Api:
         return token.strip()
 
     async def merchant(self, request: Request) -> str:
-        """The merchant id the bearer key belongs to (cached for 60 s)."""
+        """The merchant id the bearer key belongs to (cached; a revocation evicts it at
+        once, see ``payments._merchant_keys``)."""
         digest = hash_api_key(self._bearer(request))
-        hit = self._merchants.get(digest)
-        now = time.monotonic()
-        if hit is not None and hit[1] > now:
-            return hit[0]
+        cached = self.keys.get(digest)
+        if cached is not None:
+            return cached
+        generation = self.keys.generation
 
         async def find(conn: Any) -> Any:
             return await conn.fetchrow(
@@ -249,13 +225,12 @@ class Api:
         if row is None or not hmac.compare_digest(bytes(row["api_key_hash"]), digest):
             raise ApiError(401, "unauthorized", "invalid API key",
                            headers={"WWW-Authenticate": "Bearer"})
-        if len(self._merchants) > 10_000:
-            self._merchants.clear()
-        self._merchants[digest] = (row["id"], now + 60.0)
+        self.keys.put(digest, str(row["id"]), generation)
         return str(row["id"])
 
     async def admin(self, request: Request) -> None:
-        """Admin calls need the admin API key AND a current TOTP code."""
+        """Admin calls need the admin API key AND a TOTP code not used before (see
+        ``payments._admin``: once per step, lockout after repeated wrong codes)."""
         digest = hash_api_key(self._bearer(request))
 
         async def load(conn: Any) -> Any:  # not cached: a re-seed rotates the credentials
@@ -266,33 +241,33 @@ class Api:
         if row is None:
             raise ApiError(401, "unauthorized", "no admin credentials are provisioned")
         key_hash = bytes(row["api_key_hash"])
-        secret = self.s.admin_totp_secret or self.sealer.open(
-            bytes(row["totp_secret_enc"]), b"admin-totp").decode()
         if not hmac.compare_digest(key_hash, digest):
             raise ApiError(401, "unauthorized", "invalid admin API key")
         code = request.headers.get("x-totp", "").strip()
         if not code:
             raise ApiError(401, "totp_required", "admin calls need a TOTP code in X-TOTP",
                            "X-TOTP")
-        if not pyotp.TOTP(secret).verify(code, valid_window=1):
-            raise ApiError(401, "totp_invalid", "TOTP code is wrong or expired", "X-TOTP")
+        secret = self.s.admin_totp_secret or self.sealer.open(
+            bytes(row["totp_secret_enc"]), b"admin-totp").decode()
+
+        async def check(conn: Any) -> None:
+            await check_totp(conn, key_hash, secret, code,
+                             max_failures=self.s.admin_totp_max_failures,
+                             lockout_s=self.s.admin_lockout_s)
+
+        await self.on_db(check)
 
     # -- accounts ----------------------------------------------------------------------
     async def create_account(self, request: Request) -> Response:
         """POST /v1/accounts: open a customer account (holder details sealed)."""
         merchant_id = await self.merchant(request)
-        body = await _body(request)
-        unknown = set(body) - {"currency", "holder", "non_negative"}
-        if unknown:
-            name = sorted(unknown)[0]
-            raise ApiError(422, "unknown_field", f"unexpected field {name}", name)
-        currency = _string(body, "currency", _CURRENCY)
+        body = await inp.json_body(request)
+        inp.unknown_fields(body, _ACCOUNT_FIELDS)
+        currency = inp.currency_field(body)
         non_negative = body.get("non_negative", True)
         if not isinstance(non_negative, bool):
             raise ApiError(422, "invalid_field", "non_negative must be a boolean", "non_negative")
-        holder = body.get("holder")
-        if holder is not None and not isinstance(holder, dict):
-            raise ApiError(422, "invalid_field", "holder must be an object", "holder")
+        holder = inp.holder_field(body)
         account_id = "acc_" + uuid.uuid4().hex
         sealed = (self.sealer.seal(orjson.dumps(holder), account_id.encode())
                   if holder is not None else None)
@@ -325,7 +300,7 @@ class Api:
     async def get_account(self, request: Request) -> Response:
         """GET /v1/accounts/{id}: one of the caller's accounts."""
         merchant_id = await self.merchant(request)
-        account_id = request.path_params["id"]
+        account_id = inp.path_id(request, "account")
 
         async def fetch(conn: Any) -> Any:
             return await conn.fetchrow("SELECT * FROM accounts WHERE id = $1", account_id)
@@ -338,11 +313,8 @@ class Api:
     async def statement(self, request: Request) -> Response:
         """GET /v1/accounts/{id}/statement: balances and recent entries (replica first)."""
         merchant_id = await self.merchant(request)
-        account_id = request.path_params["id"]
-        try:
-            limit = min(max(int(request.query_params.get("limit", "50")), 1), 500)
-        except ValueError:
-            raise ApiError(422, "invalid_field", "limit must be an integer", "limit") from None
+        account_id = inp.path_id(request, "account")
+        limit = inp.statement_limit(request)
         assert self.reader is not None
 
         async def work(pool: Any) -> Any:
@@ -376,7 +348,7 @@ class Api:
     async def get_transfer(self, request: Request) -> Response:
         """GET /v1/transfers/{id}: one of the caller's transfers."""
         merchant_id = await self.merchant(request)
-        transfer_id = request.path_params["id"]
+        transfer_id = inp.path_id(request, "transfer")
 
         async def fetch(conn: Any) -> Any:
             return await conn.fetchrow("SELECT * FROM transfers WHERE id = $1", transfer_id)
@@ -390,14 +362,8 @@ class Api:
     async def create_transfer(self, request: Request) -> Response:
         """POST /v1/transfers: move money, at most once per Idempotency-Key."""
         merchant_id = await self.merchant(request)
-        key = request.headers.get("idempotency-key", "").strip()
-        if not key:
-            raise ApiError(400, "idempotency_key_required",
-                           "the Idempotency-Key header is required", "Idempotency-Key")
-        if len(key) > 255:
-            raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key is too long",
-                           "Idempotency-Key")
-        req = _transfer_request(await _body(request))
+        key = inp.idempotency_key(request)
+        req = _transfer_request(await inp.json_body(request))
         req_hash = idem.request_hash(req)
         if self.s.bug("idempotency_not_atomic"):
             return await self._transfer_unclaimed(merchant_id, key, req, req_hash)
@@ -606,6 +572,26 @@ class Api:
         return _json(200, OPENAPI)
 
 
+def _client_caused(exc: asyncpg.PostgresError) -> Response:
+    """A database refusal the request caused (validation should have caught it first):
+    a 4xx, never a 503, so the client does not retry what cannot succeed."""
+    state = str(exc.sqlstate)
+    log.warning("database refused a request's input: SQLSTATE %s", state)
+    if state.startswith("23"):
+        return _json(409, error_body("conflict", "the request conflicts with stored data"))
+    return _json(422, error_body("invalid_value",
+                                 "a value in the request cannot be stored as given"))
+
+
+def _body_unread(request: Request) -> bool:
+    """The request came with a body the handler never read to its end."""
+    headers = request.headers
+    if inp.BODY_READ in request.scope:
+        return False
+    return ("transfer-encoding" in headers
+            or headers.get("content-length", "0") not in ("", "0"))
+
+
 def _endpoint(route: str, handler: Callable[[Request], Awaitable[Response]]
               ) -> Callable[[Request], Awaitable[Response]]:
     """Error mapping and metrics around a handler; clients never see a stack trace."""
@@ -623,15 +609,22 @@ def _endpoint(route: str, handler: Callable[[Request], Awaitable[Response]]
                              {"Retry-After": "1"})
         except (RejectedError, OSError, TimeoutError, asyncpg.PostgresError,
                 asyncpg.InterfaceError, ledger.ClaimLostError) as exc:
-            # One line, no traceback: under a drill these come by the thousand.
-            log.warning("dependency failure on %s: %s", route, type(exc).__name__)
-            response = _json(503, error_body("unavailable",
-                                             "a dependency failed; the request may be retried "
-                                             "with the same Idempotency-Key"),
-                             {"Retry-After": "1"})
+            if isinstance(exc, asyncpg.PostgresError) and is_client_caused(exc):
+                response = _client_caused(exc)
+            else:
+                # One line, no traceback: under a drill these come by the thousand.
+                log.warning("dependency failure on %s: %s", route, type(exc).__name__)
+                response = _json(503, error_body("unavailable",
+                                                 "a dependency failed; the request may be "
+                                                 "retried with the same Idempotency-Key"),
+                                 {"Retry-After": "1"})
         except Exception:
             log.exception("unhandled error on %s", route)
             response = _json(500, error_body("internal", "internal error"))
+        if response.status_code >= 400 and _body_unread(request):
+            # Refused before its body was read (e.g. 401): close rather than let the
+            # server read and discard a body of any size to keep the connection.
+            response.headers["Connection"] = "close"
         hist.observe(time.perf_counter() - started)
         REQUESTS.labels(route, str(response.status_code)).inc()
         return response
@@ -668,13 +661,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
         r("/metrics", "metrics", api.metrics, "GET"),
         r("/openapi.json", "openapi", api.openapi, "GET"),
     ]
+
     async def http_error(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 500)
         code = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
-        return _json(status, error_body(code, str(getattr(exc, "detail", code))))
+        # Starlette's 405 carries Allow; keep every header it set.
+        return _json(status, error_body(code, str(getattr(exc, "detail", code))),
+                     dict(getattr(exc, "headers", None) or {}))
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        log.error("unhandled error outside a route: %s", type(exc).__name__)
+        return _json(500, error_body("internal", "internal error"))
 
     app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers={HTTPException: http_error})
+                    exception_handlers={HTTPException: http_error, Exception: server_error})
     app.state.api = api
     return app
 

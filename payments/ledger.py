@@ -43,6 +43,10 @@ class LedgerError(Exception):
 class ClaimLostError(Exception):
     """The idempotency claim was taken over (lease expired); this attempt must not commit."""
 
+    # The database refused the commit as designed: a race between two holders of a key,
+    # not a database failure (``payments._policies.is_client_caused`` reads this).
+    sqlstate = "PT409"
+
 
 @dataclass(frozen=True, slots=True)
 class Transfer:
@@ -112,14 +116,14 @@ async def read_accounts(conn: Any, ids: list[str]) -> dict[str, Any]:
 def check_transfer(t: Transfer, accounts: dict[str, Any]) -> None:
     """Raise ``LedgerError`` unless ``t`` may be posted given the (locked) accounts."""
     src, dst = accounts.get(t.from_account), accounts.get(t.to_account)
-    if src is None:
+    # A merchant moves money only between its own accounts, and another merchant's
+    # account is answered exactly like a missing one (no existence oracle); only an
+    # issuance account (the platform's) credits other merchants' accounts. As ledger_post
+    # (migrations/0005_ledger_own_accounts.sql).
+    if src is None or src["merchant_id"] != t.merchant_id:
         raise LedgerError(404, "account_not_found", "from_account does not exist", "from_account")
-    if dst is None:
+    if dst is None or (dst["merchant_id"] != t.merchant_id and src["kind"] != "issuance"):
         raise LedgerError(404, "account_not_found", "to_account does not exist", "to_account")
-    if src["merchant_id"] != t.merchant_id:
-        # A merchant moves money only out of its own accounts.
-        raise LedgerError(403, "forbidden", "from_account belongs to another merchant",
-                          "from_account")
     for acc, fld in ((src, "from_account"), (dst, "to_account")):
         if acc["currency"].strip() != t.currency:
             raise LedgerError(422, "currency_mismatch",
