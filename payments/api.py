@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 import orjson
 import redis.asyncio as aioredis
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -53,6 +53,7 @@ LATENCY = Histogram("payments_api_request_seconds", "HTTP request latency", ["ro
                     buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5))
 TRANSFERS = Counter("payments_transfers_total", "Transfer outcomes", ["outcome"])
 RISK = Counter("payments_risk_decisions_total", "Risk decisions (incl. fallbacks)", ["decision"])
+INFLIGHT = Gauge("payments_api_inflight_requests", "Requests being handled now")
 
 _MAX_AMOUNT = 10**15
 _JSON = "application/json"
@@ -599,6 +600,7 @@ def _endpoint(route: str, handler: Callable[[Request], Awaitable[Response]]
 
     async def endpoint(request: Request) -> Response:
         started = time.perf_counter()
+        INFLIGHT.inc()
         try:
             response = await handler(request)
         except (ApiError, ledger.LedgerError) as exc:
@@ -621,6 +623,8 @@ def _endpoint(route: str, handler: Callable[[Request], Awaitable[Response]]
         except Exception:
             log.exception("unhandled error on %s", route)
             response = _json(500, error_body("internal", "internal error"))
+        finally:
+            INFLIGHT.dec()
         if response.status_code >= 400 and _body_unread(request):
             # Refused before its body was read (e.g. 401): close rather than let the
             # server read and discard a body of any size to keep the connection.

@@ -113,6 +113,8 @@ class EmbeddedPostgres:
     replica_of: EmbeddedPostgres | None = None
     primary_port: int | None = None
     extra_conf: dict[str, str] = field(default_factory=dict)
+    #: ``pg_hba.conf`` lines before the loopback ``trust`` lines
+    hba: list[str] = field(default_factory=list)
     #: children die with their parent (PR_SET_PDEATHSIG); off for session-wide fixtures
     tie_to_parent: bool = False
     user: str = "faultline"
@@ -195,6 +197,8 @@ class EmbeddedPostgres:
             for k, v in conf.items():
                 f.write(f"{k} = {v}\n")
         with open(self.data_dir / "pg_hba.conf", "w") as f:
+            for line in self.hba:
+                f.write(line.rstrip("\n") + "\n")
             f.write("host all all 127.0.0.1/32 trust\n")
             f.write("host replication all 127.0.0.1/32 trust\n")
 

@@ -297,7 +297,8 @@ class LocalStack:
             server = EmbeddedRedis(base_dir=self._temp_dir(spec.name), tie_to_parent=True)
         elif spec.replica_of is None:
             server = EmbeddedPostgres(base_dir=self._temp_dir(spec.name), tie_to_parent=True,
-                                      database=spec.database, extra_conf=dict(spec.conf))
+                                      database=spec.database, extra_conf=dict(spec.conf),
+                                      hba=list(spec.hba))
         else:
             assert self.wiring is not None
             primary = self.servers[spec.replica_of]

@@ -37,6 +37,9 @@ class Postgres:
     replication_hop: str | None = None
     conf: Mapping[str, str] = field(default_factory=dict)
     role: str = "database"
+    #: ``pg_hba.conf`` lines placed before the loopback ``trust`` (e.g. a service role
+    #: that must log in with a SCRAM password); a replica inherits its primary's
+    hba: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,11 +115,13 @@ class Wiring:
     #: secrets made for this stack (:meth:`secret`), the same for every app and tool
     secrets: dict[str, str] = field(default_factory=dict)
 
-    def secret(self, name: str, nbytes: int = 32) -> str:
-        """A random base64 secret of this stack, made on first use (e.g. an encryption
-        key that the seed tool and every app must share)."""
+    def secret(self, name: str, nbytes: int = 32, *, hex: bool = False) -> str:
+        """A random secret of this stack, made on first use and the same for every app
+        and tool (an encryption key, a database password): base64, or ``hex`` where it
+        must be safe inside a URL."""
         if name not in self.secrets:
-            self.secrets[name] = base64.b64encode(os.urandom(nbytes)).decode()
+            raw = os.urandom(nbytes)
+            self.secrets[name] = raw.hex() if hex else base64.b64encode(raw).decode()
         return self.secrets[name]
 
     def _hop(self, name: str) -> Hop:
@@ -126,24 +131,25 @@ class Wiring:
                 return hop
         raise KeyError(f"no hop {name!r}")
 
-    def _url(self, target: str, port: int) -> str:
+    def _url(self, target: str, port: int, login: tuple[str, str] | None = None) -> str:
         assert self.topology is not None
         server = self.topology.server(target)
         if isinstance(server, Postgres):
-            return (f"postgresql://{self.db_user}:{self.db_password}@{LOOPBACK}:{port}/"
-                    f"{server.database}")
+            user, password = login or (self.db_user, self.db_password)
+            return f"postgresql://{user}:{password}@{LOOPBACK}:{port}/{server.database}"
         if isinstance(server, Redis):
             return f"redis://{LOOPBACK}:{port}/0"
         return f"http://{LOOPBACK}:{port}"
 
-    def url(self, target: str) -> str:
-        """``target`` (a server or app) reached directly, not through any proxy."""
-        return self._url(target, self.ports[target])
+    def url(self, target: str, login: tuple[str, str] | None = None) -> str:
+        """``target`` (a server or app) reached directly, not through any proxy;
+        ``login`` = (user, password) for a database other than the launcher's own."""
+        return self._url(target, self.ports[target], login)
 
-    def via(self, hop: str) -> str:
+    def via(self, hop: str, login: tuple[str, str] | None = None) -> str:
         """The target of ``hop`` reached through the hop's fault proxy."""
         h = self._hop(hop)
-        return self._url(h.target, self.listen[h.proxy])
+        return self._url(h.target, self.listen[h.proxy], login)
 
     def port(self, name: str) -> int:
         """The port a server or app listens on."""

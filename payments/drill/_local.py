@@ -26,6 +26,13 @@ DEFAULT_SEED = ("--merchants", "2", "--accounts", "10", "--balance", "100000",
                 "--currency", "EUR")
 #: the source tree (the services run as ``python -m payments.X`` from here)
 ROOT = Path(__file__).resolve().parents[2]
+#: the services' own PostgreSQL login: no superuser, least privileges (payments/_db_role.py),
+#: SCRAM password even on loopback; migrations and the seed run as the superuser
+APP_ROLE = "payments_app"
+
+
+def _app(w: Wiring) -> tuple[str, str]:
+    return APP_ROLE, w.secret("app_password", 16, hex=True)
 
 
 def _common_env(w: Wiring) -> Mapping[str, str]:
@@ -40,6 +47,7 @@ def _tool(w: Wiring, module: str, *args: str) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAYMENTS_")}
     env.update(_common_env(w))
     env["PAYMENTS_DATABASE_URL"] = w.url("postgres")
+    env["PAYMENTS_APP_ROLE"], env["PAYMENTS_APP_PASSWORD"] = _app(w)
     res = subprocess.run([sys.executable, "-m", f"payments.{module}", *args], cwd=ROOT,
                          env=env, capture_output=True, text=True, timeout=120)
     if res.returncode != 0:
@@ -73,17 +81,17 @@ def _module(name: str) -> tuple[str, ...]:
 
 
 def _api_env(w: Wiring) -> Mapping[str, str]:
-    env = {"PAYMENTS_DATABASE_URL": w.via("api->postgres"),
+    env = {"PAYMENTS_DATABASE_URL": w.via("api->postgres", _app(w)),
            "PAYMENTS_REDIS_URL": w.via("api->redis"),
            "PAYMENTS_RISK_URL": w.via("api->risk")}
     if "replica" in w.ports:
-        env["PAYMENTS_REPLICA_URL"] = w.via("api->replica")
+        env["PAYMENTS_REPLICA_URL"] = w.via("api->replica", _app(w))
     return env
 
 
 def _worker_env(name: str) -> Any:
     def env(w: Wiring) -> Mapping[str, str]:
-        return {"PAYMENTS_DATABASE_URL": w.via("worker->postgres"),
+        return {"PAYMENTS_DATABASE_URL": w.via("worker->postgres", _app(w)),
                 "PAYMENTS_REDIS_URL": w.via("worker->redis"), "PAYMENTS_WORKER_NAME": name}
     return env
 
@@ -91,7 +99,8 @@ def _worker_env(name: str) -> Any:
 def local_topology(*, replica: bool = True) -> LocalTopology:
     """The payment stack's local topology (``replica=False``: no read replica)."""
     servers: tuple[Postgres | Redis, ...] = (
-        Postgres("postgres", database="payments", conf={"wal_keep_size": "'256MB'"}),
+        Postgres("postgres", database="payments", conf={"wal_keep_size": "'256MB'"},
+                 hba=(f"host all {APP_ROLE} 127.0.0.1/32 scram-sha-256",)),
         Redis("redis"),
     )
     hops = HOPS
@@ -105,7 +114,7 @@ def local_topology(*, replica: bool = True) -> LocalTopology:
         App("api", _module("api"), env=_api_env, health="/readyz", port_env="PAYMENTS_PORT",
             cwd=ROOT, role="api"),
         App("relay", _module("relay"),
-            env=lambda w: {"PAYMENTS_DATABASE_URL": w.via("relay->postgres"),
+            env=lambda w: {"PAYMENTS_DATABASE_URL": w.via("relay->postgres", _app(w)),
                            "PAYMENTS_REDIS_URL": w.via("relay->redis")},
             port_env="PAYMENTS_PORT", cwd=ROOT, role="relay"),
         App("worker-1", _module("worker"), env=_worker_env("worker-1"),

@@ -263,3 +263,35 @@ def test_kill_and_start_postgres_and_restart_the_replica(stack: LocalStack) -> N
     assert wait_status(ready, 200, timeout=30) == 200
     stack.restart("replica")
     assert "replica" in stack.info().pids
+
+
+def test_the_services_log_in_as_a_least_privileged_role(stack: LocalStack) -> None:
+    """Secrets and privileges: the services are not superusers, and their role needs its
+    (SCRAM) password even on loopback."""
+    import asyncio
+
+    import asyncpg  # type: ignore[import-untyped,unused-ignore]
+
+    info = stack.info()
+
+    async def sessions() -> list[tuple[str, bool]]:
+        conn = await asyncpg.connect(info.endpoints["database_url"])
+        try:
+            rows = await conn.fetch(
+                "SELECT a.usename, r.rolsuper FROM pg_stat_activity a JOIN pg_roles r"
+                " ON r.rolname = a.usename WHERE a.datname = 'payments'"
+                " AND a.pid <> pg_backend_pid()")
+            return [(r[0], r[1]) for r in rows]
+        finally:
+            await conn.close()
+
+    found = asyncio.run(sessions())
+    assert ("payments_app", False) in found
+    assert all(user == "payments_app" for user, _ in found), found
+    port = info.endpoints["database_url"].rsplit(":", 1)[1].split("/")[0]
+
+    async def wrong_password() -> None:
+        await asyncpg.connect(f"postgresql://payments_app:nope@127.0.0.1:{port}/payments")
+
+    with pytest.raises(asyncpg.InvalidPasswordError):
+        asyncio.run(wrong_password())
