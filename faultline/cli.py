@@ -20,6 +20,7 @@ _PARTS: dict[str, tuple[str, ...]] = {
     "faultline.stack._cli": ("stack",),
     "faultline.drill._cli": ("run", "init", "list", "validate", "check", "report",
                              "load-worker"),
+    "faultline.explore._cli": ("explore",),
 }
 
 

@@ -1,0 +1,133 @@
+"""The schedule generator: seeded drills drawn from a :class:`FaultSpace`.
+
+Drill ``i`` of seed ``S`` is drawn by its own generator seeded from ``(S, i)``, so it is
+the same drill whatever came before it, on any machine; its scenario seed (which drives
+the load's choices and the fault proxy's rolls when the engine replays it) is derived
+the same way. A drill is a load — profile, users, duration, maybe a spike and a redrawn
+operation mix — and one to three fault items, each a single fault (a toxic, a kill, a
+pause, a restart, an action; sometimes started by a trigger) or an incident pattern of
+several. Items overlap freely: that is what real incidents do.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._atoms import draw_fault, draw_load, draw_trigger
+from ._patterns import PATTERNS
+from ._render import describe_fault, fault_label, render_scenario, slug
+from ._seeds import derive_seed
+from ._space import FaultSpace, pick
+
+__all__ = ["Drill", "DrillGenerator", "describe_load"]
+
+#: the longest scenario name the model takes is 120 characters
+_NAME_ROOM = 100
+
+
+@dataclass(frozen=True)
+class Drill:
+    """One drawn (or shrunk) drill: ``data`` is the scenario mapping, ``items`` what was
+    drawn (``toxic``, ``kill``, ..., ``pattern:<name>``), ``header`` the comment lines
+    written on top of its file."""
+
+    index: int
+    data: dict[str, Any]
+    items: tuple[str, ...] = ()
+    header: tuple[str, ...] = field(default=())
+
+    @property
+    def name(self) -> str:
+        return str(self.data["name"])
+
+    @property
+    def seed(self) -> int:
+        return int(self.data["seed"])
+
+    @property
+    def faults(self) -> list[dict[str, Any]]:
+        return list(self.data.get("faults") or [])
+
+    def text(self) -> str:
+        """The scenario file."""
+        return render_scenario(self.data, header=self.header)
+
+
+def describe_load(load: dict[str, Any]) -> str:
+    """The load in words."""
+    text = f"{load['profile']} load of {load['users']} users for {load['duration']:g}s"
+    if "spike" in load:
+        spike = load["spike"]
+        text += (f", x{spike.get('multiplier', 3)} from {spike['at']:g}s for "
+                 f"{spike['for']:g}s")
+    if "mix" in load:
+        text += ", mix " + ", ".join(f"{op} {w:g}" for op, w in load["mix"].items())
+    return text
+
+
+class DrillGenerator:
+    """Draws drills from ``space`` under exploration seed ``seed``.
+
+    ``stack`` and ``system`` are written into every scenario, so that a drawn file
+    replays on its own (``faultline run drills/003-....yaml``).
+    """
+
+    def __init__(self, space: FaultSpace, seed: int, *, stack: str = "local",
+                 system: str | None = None) -> None:
+        if space.is_empty():
+            raise ValueError("the fault space is empty: nothing to draw")
+        self.space = space
+        self.seed = seed
+        self.stack = stack
+        self.system = system
+
+    def draw(self, index: int) -> Drill:
+        """Drill number ``index`` (from 1)."""
+        space = self.space
+        rng = random.Random(derive_seed("draw", self.seed, index))
+        load = draw_load(rng, space)
+        duration = float(load["duration"])
+        faults: list[dict[str, Any]] = []
+        items: list[str] = []
+        labels: list[str] = []
+        for _ in range(pick(rng, space.count)):
+            kind = pick(rng, space.kinds)
+            if kind == "pattern":
+                name = pick(rng, space.patterns)
+                label, drawn = PATTERNS[name].draw(rng, space, load)
+                faults += drawn
+                items.append(f"pattern:{name}")
+                labels.append(label)
+                continue
+            fault = draw_fault(rng, space, kind, duration)
+            if rng.random() < space.triggered and space.triggers:
+                fault["when"] = draw_trigger(rng, space, load)
+                fault.pop("until", None)
+            faults.append(fault)
+            items.append(kind + (":when" if "when" in fault else ""))
+            labels.append(fault_label(fault))
+        faults.sort(key=lambda f: float(f["at"]))
+        name = f"explore-{index:03d}-{slug('.'.join(labels))}"[:_NAME_ROOM].rstrip("-.")
+        data: dict[str, Any] = {
+            "name": name,
+            "description": (f"Drawn by faultline explore --seed {self.seed} (drill {index}): "
+                            f"{describe_load(load)}; "
+                            + "; ".join(describe_fault(f) for f in faults) + "."),
+            "seed": derive_seed("seed", self.seed, index),
+            "load": load,
+            "faults": faults,
+            "settle": space.settle,
+        }
+        if self.system:
+            data["system"] = self.system
+        if self.stack != "local":
+            data["stack"] = self.stack
+        if space.slos:
+            data["slos"] = [dict(s) for s in space.slos]
+        if space.invariants is not None:
+            data["invariants"] = list(space.invariants)
+        header = (f"drawn by: faultline explore --seed {self.seed} (drill {index}: "
+                  f"{', '.join(items)})",)
+        return Drill(index=index, data=data, items=tuple(items), header=header)

@@ -1,0 +1,245 @@
+"""Shrinking a failing drill to a minimal one that still fails the same way.
+
+First delta debugging of the fault list (Zeller's ddmin: drop halves, quarters, ...
+then single faults; first of all, no fault at all — a race that needs only load); then,
+while either gains, shorter (:func:`shorten_edits`) and simpler
+(:func:`simplify_edits`). The edits of one pass are tried all at once, and
+split in halves when the failure does not survive them all, so that a pass whose edits
+all hold costs one candidate, not one per edit.
+
+Concurrency makes a failure probabilistic: a candidate *still fails* when one of
+``tries`` runs with seeds derived from the failing drill's seed shows the same failure
+(:meth:`Failure.reproduced_by`). The seed that last reproduced it is tried first, and is
+the seed written into the minimal scenario. Given the same outcomes, the same
+candidates are tried in the same order with the same seeds: shrinking is as
+reproducible as the runs it makes.
+
+The shrinker does not run drills itself: it calls ``run(data, label) -> Trial``, a real
+drill in ``faultline explore``, a plain function in the tests.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._edits import Edit, shorten_edits, simplify_edits
+from ._failure import Failure
+from ._seeds import try_seeds
+
+__all__ = ["ShrinkResult", "ShrinkStep", "Shrinker", "Trial"]
+
+Data = dict[str, Any]
+
+
+@dataclass
+class Trial:
+    """One run of a candidate: its seed, exit code and failure (``None``: none), the
+    seconds at which each fault really started, and where the run is kept."""
+
+    seed: int
+    exit_code: int
+    failure: Failure | None = None
+    started: list[float | None] = field(default_factory=list)
+    run_dir: str | None = None
+    file: str | None = None
+    seconds: float = 0.0
+
+    def to_json(self, target: Failure) -> dict[str, Any]:
+        return {"seed": self.seed, "exit_code": self.exit_code,
+                "failed": self.failure.checkers if self.failure else [],
+                "same_failure": target.reproduced_by(self.failure),
+                "file": self.file, "run_dir": self.run_dir, "seconds": round(self.seconds, 1)}
+
+
+@dataclass
+class ShrinkStep:
+    """One candidate: which pass, what changed, whether the failure survived it."""
+
+    number: int
+    stage: str
+    what: str
+    accepted: bool
+    faults: int
+    load_seconds: float
+    users: int
+    trials: list[Trial] = field(default_factory=list)
+
+
+@dataclass
+class ShrinkResult:
+    """The minimal drill found, the seed it failed with, and how it was found."""
+
+    minimal: Data
+    seed: int
+    steps: list[ShrinkStep]
+    runs: int
+    #: why shrinking stopped: ``minimal`` (no edit holds), ``runs`` or ``time`` (budget)
+    stopped: str
+
+
+class _Exhausted(Exception):
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+
+class Shrinker:
+    """Shrinks drills failing like ``target``.
+
+    ``run(data, label)`` runs one candidate (``data["seed"]`` set to the try's seed);
+    ``valid(data)`` says whether a candidate is a valid scenario (invalid ones are not
+    run); ``max_runs`` bounds the drills shrinking may run, ``deadline`` (monotonic)
+    its time; ``on_step`` hears of every candidate decided.
+    """
+
+    def __init__(self, run: Callable[[Data, str], Trial], target: Failure, seed: int, *,
+                 tries: int = 3, max_runs: int = 40, deadline: float | None = None,
+                 valid: Callable[[Data], bool] = lambda data: True,
+                 on_step: Callable[[ShrinkStep], None] = lambda step: None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if tries < 1:
+            raise ValueError("tries must be at least 1")
+        self.run = run
+        self.target = target
+        self.seeds = try_seeds(seed, tries)
+        self.good_seed = seed
+        self.max_runs = max_runs
+        self.deadline = deadline
+        self.valid = valid
+        self.on_step = on_step
+        self.clock = clock
+        self.runs = 0
+        self.steps: list[ShrinkStep] = []
+        self.started: list[float | None] = []
+        self.best: Data | None = None
+        self._rejected: set[str] = set()
+
+    # ------------------------------------------------------------ one candidate
+    def _fails(self, data: Data, stage: str, what: str) -> bool:
+        """Run ``data`` up to ``tries`` times; True when one run fails like the target.
+        A candidate that already failed to reproduce is not run again."""
+        key = json.dumps(data, sort_keys=True, default=str)
+        if key in self._rejected:
+            return False
+        step = ShrinkStep(len(self.steps) + 1, stage, what, False, len(data.get("faults") or []),
+                          float(data["load"]["duration"]), int(data["load"]["users"]))
+        order = [self.good_seed, *(s for s in self.seeds if s != self.good_seed)]
+        try:
+            for j, seed in enumerate(order):
+                if self.runs >= self.max_runs:
+                    raise _Exhausted("runs")
+                if self.deadline is not None and self.clock() >= self.deadline:
+                    raise _Exhausted("time")
+                self.runs += 1
+                trial = self.run({**copy.deepcopy(data), "seed": seed},
+                                 f"s{step.number:03d}-t{j + 1}")
+                step.trials.append(trial)
+                if self.target.reproduced_by(trial.failure):
+                    step.accepted = True
+                    self.good_seed = seed
+                    self.started = list(trial.started)
+                    self.best = copy.deepcopy(data)  # every kept candidate is smaller
+                    return True
+            self._rejected.add(key)
+            return False
+        finally:
+            if step.trials:
+                self.steps.append(step)
+                self.on_step(step)
+
+    def _try_all(self, data: Data, edits: Sequence[Edit], stage: str) -> tuple[Data, bool]:
+        """Apply as many of ``edits`` as the failure survives: all at once, else each
+        half in turn (recursively). Returns the new drill and whether anything held."""
+        if not edits:
+            return data, False
+        candidate, names = data, []
+        for edit in edits:
+            changed = edit.apply(candidate)
+            if changed is not None:
+                candidate, names = changed, [*names, edit.what]
+        if not names or candidate == data or not self.valid(candidate):
+            if len(edits) == 1:
+                return data, False
+        elif self._fails(candidate, stage, "; ".join(names)):
+            return candidate, True
+        if len(edits) == 1:
+            return data, False
+        half = len(edits) // 2
+        data, first = self._try_all(data, edits[:half], stage)
+        data, second = self._try_all(data, edits[half:], stage)
+        return data, first or second
+
+    # ------------------------------------------------------------ passes
+    def _faults(self, data: Data) -> tuple[Data, bool]:
+        """ddmin over the fault list (the empty list first)."""
+        faults = list(data.get("faults") or [])
+        if not faults:
+            return data, False
+
+        def with_faults(keep: list[int]) -> Data:
+            return {**data, "faults": [copy.deepcopy(faults[i]) for i in keep]}
+
+        def removed(keep: list[int]) -> str:
+            gone = [str(i + 1) for i in range(len(faults)) if i not in keep]
+            return f"remove fault{'s' if len(gone) > 1 else ''} {', '.join(gone)}"
+
+        if self._fails(with_faults([]), "faults", "remove every fault"):
+            return with_faults([]), True
+        keep = list(range(len(faults)))
+        n = 2
+        gained = False
+        while len(keep) >= 2:
+            size = -(-len(keep) // n)
+            chunks = [keep[i:i + size] for i in range(0, len(keep), size)]
+            reduced = False
+            for chunk in chunks:  # one chunk alone fails: keep only it
+                if len(chunks) > 2 and self._fails(with_faults(chunk), "faults",
+                                                   removed(chunk)):
+                    keep, n, reduced = chunk, 2, True
+                    break
+            if not reduced:
+                for chunk in chunks:  # the rest without one chunk fails: drop the chunk
+                    rest = [i for i in keep if i not in chunk]
+                    if rest and self._fails(with_faults(rest), "faults", removed(rest)):
+                        keep, n, reduced = rest, max(n - 1, 2), True
+                        break
+            if reduced:
+                gained = True
+                continue
+            if n >= len(keep):
+                break
+            n = min(len(keep), n * 2)
+        return with_faults(keep), gained
+
+    def _shorten(self, data: Data) -> tuple[Data, bool]:
+        return self._try_all(data, shorten_edits(data), "shorter")
+
+    def _simplify(self, data: Data) -> tuple[Data, bool]:
+        started = self.started if len(self.started) == len(data.get("faults") or []) else []
+        return self._try_all(data, simplify_edits(data, started), "simpler")
+
+    def shrink(self, data: Data, *, started: Sequence[float | None] = (),
+               rounds: int = 4) -> ShrinkResult:
+        """The smallest drill found from ``data`` (which failed like the target with
+        ``seed``; ``started`` are its faults' real start times)."""
+        self.started = list(started)
+        self.best = current = copy.deepcopy(data)
+        stopped = "minimal"
+        try:
+            # which faults are needed is decided once: shorter windows and milder values
+            # rarely make a needed fault unneeded, and each ddmin costs n + 1 candidates
+            current, _ = self._faults(current)
+            for _ in range(rounds):
+                current, shorter = self._shorten(current)
+                current, simpler = self._simplify(current)
+                if not (shorter or simpler):
+                    break
+        except _Exhausted as exc:  # the budget ran out inside a pass: the last kept one
+            stopped, current = exc.why, self.best
+        return ShrinkResult(minimal={**current, "seed": self.good_seed}, seed=self.good_seed,
+                            steps=self.steps, runs=self.runs, stopped=stopped)
