@@ -164,10 +164,21 @@ class _Stall(ToxicKind):
         counters.bytes_held += len(data)
         stub.fire("stalled")
         timeout = stub.toxic.attributes["timeout"]
-        start = monotonic()
-        await stub.sleep(timeout / 1000.0 if timeout > 0 else None)
-        counters.stall_us += int((monotonic() - start) * 1e6)
+        stub.clock = monotonic()  # when the stall began (the slot bandwidth uses)
+        try:
+            await stub.sleep(timeout / 1000.0 if timeout > 0 else None)
+        finally:
+            self._account(stub)
         await link.emit(chain, pos + 1, data, ts)
+
+    def _account(self, stub: ToxicStub) -> None:
+        if stub.clock:
+            stub.toxic.counters.stall_us += int((monotonic() - stub.clock) * 1e6)
+            stub.clock = 0.0
+
+    def on_remove(self, stub: ToxicStub) -> None:
+        # the sleeper wakes after the removal's report is taken: count the stall now
+        self._account(stub)
 
 
 EXTRA_KINDS: tuple[ToxicKind, ...] = (_LostAck(), _ConnectDelay(), _HalfClose(), _Stall())
