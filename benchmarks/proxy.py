@@ -6,11 +6,12 @@ each proxy. Rounds are interleaved so that the machine's background load hits ev
 target alike; the median round counts. Added latency is measured with one connection
 doing PING/PONG round trips (p50 through the proxy minus p50 direct).
 
-Two paths of ``faultline proxy`` are measured: ``faultline`` (no toxic: the hot path,
-bytes written straight from the protocol callback) and ``faultline+lat0`` (a
-``latency`` toxic of 0 ms on both directions: every chunk goes through the toxic
-path, queue, pump and toxic code, without any sleep), so the toxic machinery's own
-cost shows. ``--baseline-src DIR`` also starts the ``faultline`` package found in
+Three paths of ``faultline proxy`` are measured: ``faultline`` (no toxic: the hot path,
+bytes written straight from the protocol callback), ``faultline+lat0`` (a ``latency``
+toxic of 0 ms on both directions: every chunk goes through the toxic path, queue,
+pump and toxic code, without any sleep), so the toxic machinery's own cost shows, and
+``faultline+lat1`` (1 ms each way: every chunk is delayed, counted and slept on; its
+throughput is bounded by the latency, its CPU per request is the number to compare). ``--baseline-src DIR`` also starts the ``faultline`` package found in
 ``DIR`` (e.g. ``git archive <commit> faultline | tar -x -C DIR``) and measures it the
 same way, in the same interleaved rounds: a side-by-side before/after on one machine.
 
@@ -144,13 +145,14 @@ def main() -> int:
                 "redis", listen="127.0.0.1:0", upstream=f"127.0.0.1:{redis.port}")
             targets[f"faultline{suffix}"] = int(proxy["listen"].rsplit(":", 1)[1])
             pids[f"faultline{suffix}"] = procs[-1].pid
-            toxic = client.create_proxy(
-                "redis_lat0", listen="127.0.0.1:0", upstream=f"127.0.0.1:{redis.port}")
-            for stream in ("upstream", "downstream"):
-                client.add_toxic("redis_lat0", type="latency", stream=stream,
-                                 attributes={"latency": 0})
-            targets[f"faultline+lat0{suffix}"] = int(toxic["listen"].rsplit(":", 1)[1])
-            pids[f"faultline+lat0{suffix}"] = procs[-1].pid
+            for ms in (0, 1):
+                toxic = client.create_proxy(
+                    f"redis_lat{ms}", listen="127.0.0.1:0", upstream=f"127.0.0.1:{redis.port}")
+                for stream in ("upstream", "downstream"):
+                    client.add_toxic(f"redis_lat{ms}", type="latency", stream=stream,
+                                     attributes={"latency": ms})
+                targets[f"faultline+lat{ms}{suffix}"] = int(toxic["listen"].rsplit(":", 1)[1])
+                pids[f"faultline+lat{ms}{suffix}"] = procs[-1].pid
         toxiproxy = shutil.which("toxiproxy-server")
         if toxiproxy:
             tapi = free_port()

@@ -32,7 +32,9 @@ class Connection:
         self.loop = proxy.loop
         self.ordinal = ordinal
         self.closed = False
-        self.exchanges = 0  # exchanges begun while watched (see watch_exchanges)
+        # exchanges begun while watched; counted by the client endpoint's buffer_updated:
+        # client bytes arriving when the server's byte count moved since ``mark``
+        self.exchanges = 0
         self.mark = -1  # server bytes read when client bytes last arrived
         self.client = Endpoint(self, "client")
         self.upstream = Endpoint(self, "upstream")
@@ -58,13 +60,6 @@ class Connection:
         if not self.client.watch:
             self.client.watch = True
             self.mark = -1  # what flowed before is unknown: the next client bytes begin one
-
-    def client_bytes(self) -> None:
-        """Client bytes arrived: a new exchange if the server sent bytes since the last."""
-        server = self.upstream.nbytes
-        if server != self.mark:
-            self.mark = server
-            self.exchanges += 1
 
     # -- life cycle ---------------------------------------------------------------
     def client_connected(self) -> None:

@@ -70,8 +70,12 @@ class Endpoint(asyncio.BufferedProtocol):
         # The hot path: no toxic on the link, write the filled buffer straight out.
         out = self.out
         self.nbytes += nbytes
-        if self.watch:
-            self.conn.client_bytes()
+        if self.watch:  # a new exchange? (see _connection; inline: runs per chunk)
+            conn = self.conn
+            server = conn.upstream.nbytes
+            if server != conn.mark:
+                conn.mark = server
+                conn.exchanges += 1
         if out is None:
             self.reader.feed(nbytes)
             return
