@@ -226,8 +226,7 @@ class _Slicer(ToxicKind):
                 await link.emit(chain, pos + 1, data[offsets[i - 1] :], ts)
                 return
             await link.emit(chain, pos + 1, data[offsets[i - 1] : offsets[i]], ts)
-            if len(offsets) > 2:
-                await stub.sleep(delay)
+            await stub.sleep(delay)  # as Toxiproxy: after every piece, a lone one too
 
 
 class _LimitData(ToxicKind):

@@ -29,7 +29,7 @@ from proxy_helpers import (
     turn,
 )
 
-from faultline.proxy.client import ProxyClient
+from faultline.proxy.client import ProxyAPIError, ProxyClient
 
 MakeUpstream = Callable[[Callable[[socket.socket, Upstream], None]], Upstream]
 
@@ -266,6 +266,16 @@ class _ToxiproxyLike(http.server.BaseHTTPRequestHandler):
         self.send_response(204)
         self.end_headers()
 
+    def do_POST(self) -> None:  # a toxic created: Go's decoder dropped the unknown "scope"
+        sent = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        sent.pop("scope", None)
+        body = json.dumps({"name": f"{sent['type']}_{sent['stream']}", **sent}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def do_GET(self) -> None:
         body = b"404 page not found\n"
         self.send_response(404)
@@ -285,6 +295,9 @@ def test_client_extensions_against_a_toxiproxy_that_lacks_them() -> None:
         client = ProxyClient(f"http://127.0.0.1:{server.server_address[1]}")
         assert client.remove_toxic("p", "t", effect=True) is None
         assert client.proxy_effect("p") is None
+        assert client.add_toxic("p", type="latency")["name"] == "latency_downstream"
+        with pytest.raises(ProxyAPIError, match="ignored scope"):  # never silently per connection
+            client.add_toxic("p", type="lost_ack", scope="exchange")
     finally:
         server.shutdown()
         server.server_close()

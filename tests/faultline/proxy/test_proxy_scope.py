@@ -14,6 +14,7 @@ import threading
 import time
 from typing import Any
 
+import pytest
 from proxy_helpers import (
     ServedProxy,
     Upstream,
@@ -26,6 +27,8 @@ from proxy_helpers import (
     wait_idle,
 )
 
+import faultline.proxy
+from faultline.cli import main as cli_main
 from faultline.proxy._seed import decision
 from faultline.proxy.client import ProxyClient
 
@@ -252,3 +255,54 @@ def test_one_seed_replays_every_decision_on_a_shared_server(
     assert seed_events[-1]["seed"] == 12
     assert seed_events[-1]["label"] == "drill with seed 12"
     assert api.get_seed()["seed"] == 12
+
+
+def test_scope_is_echoed_only_when_not_the_default_and_clients_cope(
+    server: ServedProxy, api: ProxyClient, echo_upstream: Upstream
+) -> None:
+    api.create_proxy("echo_scope", upstream=echo_upstream.address)
+    plain = api.add_toxic("echo_scope", type="latency")
+    assert "scope" not in plain
+    per = api.add_toxic("echo_scope", type="latency", stream="upstream", scope="exchange")
+    assert per["scope"] == "exchange"
+    changed = api.update_toxic("echo_scope", "latency_downstream", scope="exchange")
+    assert changed["scope"] == "exchange"
+    assert "scope" not in api.update_toxic("echo_scope", "latency_upstream", scope="connection")
+    toxiproxy = pytest.importorskip("toxiproxy")
+    from toxiproxy.api import APIConsumer
+
+    tp = toxiproxy.Toxiproxy()
+    tp.update_api_consumer("127.0.0.1", server.port)
+    try:  # toxiproxy-python builds Toxic(**json): an extra field must not break it
+        assert set(tp.get_proxy("echo_scope").toxics()) == {"latency_downstream",
+                                                             "latency_upstream"}
+    finally:
+        APIConsumer.port = 8474
+
+
+def test_a_server_without_seed_draws_and_reports_one(echo_upstream: Upstream) -> None:
+    with faultline.proxy.ProxyServer(port=0) as srv:
+        info = ProxyClient(srv.url).get_seed()
+        assert info["source"] == "generated"
+        assert info["seed"] == srv.seed
+        assert isinstance(info["seed"], int)
+
+
+def test_cli_seed_scope_and_effect(server: ServedProxy, api: ProxyClient,
+                                   echo_upstream: Upstream, capsys: Any) -> None:
+    url = ["--url", server.url]
+    proxy = api.create_proxy("cli_fx", upstream=echo_upstream.address)
+    assert cli_main(["proxy", "seed", "5", "--label", "from the cli", *url]) == 0
+    assert "seed 5 set (from the cli)" in capsys.readouterr().out
+    assert api.get_seed()["label"] == "from the cli"
+    assert cli_main(["proxy", "toxic", "add", "cli_fx", "-t", "reset_peer", "--scope",
+                     "exchange", *url]) == 0
+    assert api.get_toxic("cli_fx", "reset_peer_downstream")["scope"] == "exchange"
+    with connect(proxy) as sock:
+        sock.sendall(b"x")
+        read_to_end(sock)
+    capsys.readouterr()
+    assert cli_main(["proxy", "toxic", "remove", "cli_fx", "-n", "reset_peer_downstream",
+                     *url]) == 0
+    out = capsys.readouterr().out
+    assert '"connections_reset": 1' in out
