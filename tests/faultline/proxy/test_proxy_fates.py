@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from proxy_helpers import Upstream, connect, read_to_end, recv_exactly, turn
@@ -151,3 +152,43 @@ def test_stall_per_exchange(api: ProxyClient, echo_upstream: Upstream) -> None:
     effect = api.toxic_effect("fate_stall_x", "st")["effect"]
     assert effect["stalls"] == 1
     assert effect["bytes_held"] == len(b"second") - 2
+
+
+async def test_cut_between_the_statements_of_a_transaction_with_real_postgres(
+    api: ProxyClient, postgres_server: Any
+) -> None:
+    """A pooled PostgreSQL connection is reset before its third statement reaches the
+    server: the transaction's first UPDATE must be rolled back, not half-applied."""
+    import asyncpg
+    from proxy_helpers import pattern_seed
+
+    proxy = api.create_proxy("fate_pg", upstream=f"127.0.0.1:{postgres_server.port}")
+    port = int(proxy["listen"].rsplit(":", 1)[1])
+    direct = await asyncpg.connect(postgres_server.url)
+    pooled = await asyncpg.connect(postgres_server.url_via(port))  # opened before the fault
+    try:
+        await direct.execute("DROP TABLE IF EXISTS fate_acct; "
+                             "CREATE TABLE fate_acct (id int primary key, balance int); "
+                             "INSERT INTO fate_acct VALUES (1, 100), (2, 0)")
+        api.set_seed(pattern_seed("fate_pg", "cut", "exchange", [False, False, True]))
+        api.add_toxic("fate_pg", name="cut", type="reset_peer", stream="upstream",
+                      toxicity=0.5, scope="exchange")
+        await pooled.execute("BEGIN")
+        await pooled.execute("UPDATE fate_acct SET balance = balance - 30 WHERE id = 1")
+        with pytest.raises((ConnectionError, asyncpg.exceptions.ConnectionDoesNotExistError,
+                            asyncpg.exceptions.InterfaceError, OSError)):
+            await pooled.execute("UPDATE fate_acct SET balance = balance + 30 WHERE id = 2")
+        report = api.remove_toxic("fate_pg", "cut", effect=True)
+        assert report is not None
+        assert report["effect"] == {"connections_reset": 1}
+        assert report["seen"]["exchanges"] == 3
+        # the server saw the reset and aborted the transaction: its row lock is released
+        # (were it still open, this UPDATE would wait for it and time out)
+        await direct.execute("SET lock_timeout = '5s'")
+        await direct.execute("UPDATE fate_acct SET balance = balance WHERE id = 1")
+        rows = await direct.fetch("SELECT id, balance FROM fate_acct ORDER BY id")
+        assert [tuple(r) for r in rows] == [(1, 100), (2, 0)]  # all or nothing: nothing
+    finally:
+        pooled.terminate()
+        await direct.execute("DROP TABLE IF EXISTS fate_acct")
+        await direct.close()
