@@ -34,8 +34,8 @@ from faultline.proxy.client import ProxyClient
 
 POOL = 20
 TURNS = 30
-LATENCY = 300  # ms: a hit exchange; an unhit one takes well under HIT_MS even on a busy box
-HIT_MS = 150
+LATENCY = 400  # ms: a hit exchange; an unhit one takes well under HIT_MS even on a busy box
+HIT_MS = 200
 
 
 def drive_pool(socks: list[socket.socket], turns: int) -> list[list[bool]]:
@@ -84,7 +84,7 @@ def test_exchange_scope_hits_a_binomial_share_of_exchanges_over_all_connections(
     expected = sum(decision(20240601, "binom", "latency_downstream", "exchange", k) < 0.1
                    for k in range(n))
     assert report["effect"]["chunks_delayed"] == expected
-    assert abs(hits - expected) <= 2  # the client saw what the proxy did (timing slack)
+    assert abs(hits - expected) <= 6  # the client saw what the proxy did (load hiccups)
     assert sum(any(s) for s in slow) >= POOL * 0.6  # spread: P(no hit in 30) = 4%
     assert all(sum(s) < TURNS for s in slow)
 
