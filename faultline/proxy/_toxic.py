@@ -24,6 +24,7 @@ always in the chain and rolls again for each exchange (:meth:`ToxicStub.hit`).
 from __future__ import annotations
 
 import asyncio
+import random
 from time import monotonic
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -137,7 +138,7 @@ class Toxic:
         self.scope = scope
         self.counters = Counters()
         self.proxy = ""
-        self.seeding = Seeding(0)
+        self.seeding = Seeding(0)  # a placeholder until bind(): the server's own seeding
         self.fired: FiredLog | None = None
         self.epoch = -1
         self.attached = 0  # connections attached since the seed's epoch (stub RNGs)
@@ -155,7 +156,7 @@ class Toxic:
             self.attached = 0
             self.rolls.clear()
 
-    def new_stub_rng(self) -> Any:
+    def new_stub_rng(self) -> random.Random:
         """The RNG of the next connection this toxic attaches to."""
         self._renumber()
         n = self.attached
