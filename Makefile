@@ -36,6 +36,7 @@ bench: bootstrap
 	$(PY) benchmarks/proxy.py
 	$(PY) benchmarks/stack.py
 	$(PY) benchmarks/checkers.py
+	$(PY) benchmarks/drill.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

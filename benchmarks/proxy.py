@@ -2,11 +2,20 @@
 
 The same load for each target, in one run: ``redis-benchmark`` with 50 connections
 (GET/SET request/reply) against a throwaway ``redis-server``, directly and through
-each proxy (no toxic). Rounds are interleaved so that the machine's background load
-hits every target alike; the median round counts. Added latency is measured with one
-connection doing PING/PONG round trips (p50 through the proxy minus p50 direct).
+each proxy. Rounds are interleaved so that the machine's background load hits every
+target alike; the median round counts. Added latency is measured with one connection
+doing PING/PONG round trips (p50 through the proxy minus p50 direct).
 
-    .venv/bin/python benchmarks/proxy.py [--requests 50000] [--rounds 5]
+Three paths of ``faultline proxy`` are measured: ``faultline`` (no toxic: the hot path,
+bytes written straight from the protocol callback), ``faultline+lat0`` (a ``latency``
+toxic of 0 ms on both directions: every chunk goes through the toxic path, queue,
+pump and toxic code, without any sleep), so the toxic machinery's own cost shows, and
+``faultline+lat1`` (1 ms each way: every chunk is delayed, counted and slept on; its
+throughput is bounded by the latency, its CPU per request is the number to compare). ``--baseline-src DIR`` also starts the ``faultline`` package found in
+``DIR`` (e.g. ``git archive <commit> faultline | tar -x -C DIR``) and measures it the
+same way, in the same interleaved rounds: a side-by-side before/after on one machine.
+
+    .venv/bin/python benchmarks/proxy.py [--requests 50000] [--rounds 5] [--baseline-src DIR]
 
 Prints a table and writes ``benchmarks/results/proxy.json``.
 """
@@ -36,10 +45,11 @@ from faultline.stack._embedded import EmbeddedRedis, free_port, wait_for_port  #
 RESULTS = ROOT / "benchmarks" / "results" / "proxy.json"
 
 
-def start_faultline(port: int) -> subprocess.Popen[bytes]:
+def start_faultline(port: int, src: Path = ROOT) -> subprocess.Popen[bytes]:
+    # ``-m`` puts the working directory first on sys.path: ``src``'s package is the one run
     proc = subprocess.Popen(
         [sys.executable, "-m", "faultline", "proxy", "serve", "--port", str(port)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        cwd=src, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     wait_for_port(port)
     return proc
@@ -112,6 +122,8 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--pings", type=int, default=3000)
+    parser.add_argument("--baseline-src", type=Path, default=None,
+                        help="a directory holding another faultline package to measure too")
     args = parser.parse_args()
     if shutil.which("redis-benchmark") is None:
         print("redis-benchmark not found (install redis-tools)", file=sys.stderr)
@@ -122,12 +134,25 @@ def main() -> int:
     targets: dict[str, int] = {"direct": redis.port}
     pids: dict[str, int] = {}
     try:
-        api = free_port()
-        procs.append(start_faultline(api))
-        proxy = ProxyClient(f"http://127.0.0.1:{api}").create_proxy(
-            "redis", listen="127.0.0.1:0", upstream=f"127.0.0.1:{redis.port}")
-        targets["faultline"] = int(proxy["listen"].rsplit(":", 1)[1])
-        pids["faultline"] = procs[-1].pid
+        sources = [("", ROOT)]
+        if args.baseline_src is not None:
+            sources.append(("@base", args.baseline_src.resolve()))
+        for suffix, src in sources:
+            api = free_port()
+            procs.append(start_faultline(api, src))
+            client = ProxyClient(f"http://127.0.0.1:{api}")
+            proxy = client.create_proxy(
+                "redis", listen="127.0.0.1:0", upstream=f"127.0.0.1:{redis.port}")
+            targets[f"faultline{suffix}"] = int(proxy["listen"].rsplit(":", 1)[1])
+            pids[f"faultline{suffix}"] = procs[-1].pid
+            for ms in (0, 1):
+                toxic = client.create_proxy(
+                    f"redis_lat{ms}", listen="127.0.0.1:0", upstream=f"127.0.0.1:{redis.port}")
+                for stream in ("upstream", "downstream"):
+                    client.add_toxic(f"redis_lat{ms}", type="latency", stream=stream,
+                                     attributes={"latency": ms})
+                targets[f"faultline+lat{ms}{suffix}"] = int(toxic["listen"].rsplit(":", 1)[1])
+                pids[f"faultline+lat{ms}{suffix}"] = procs[-1].pid
         toxiproxy = shutil.which("toxiproxy-server")
         if toxiproxy:
             tapi = free_port()
@@ -177,11 +202,11 @@ def main() -> int:
     print(f"\nredis-benchmark GET/SET, {args.clients} connections, {args.requests} requests, "
           f"median of {args.rounds} interleaved rounds (ratio: median of per-round ratios); "
           f"PING latency on 1 connection; CPU: the proxy process's CPU time per request\n")
-    print(f"{'target':<11} {'req/s':>10} {'ratio':>7} {'p50 ms':>8} {'p99 ms':>8} "
+    print(f"{'target':<20} {'req/s':>10} {'ratio':>7} {'p50 ms':>8} {'p99 ms':>8} "
           f"{'p50 added':>10} {'CPU us/req':>11}")
     for name, row in rows.items():
         cpu = row["proxy_cpu_us_per_request"]
-        print(f"{name:<11} {row['rps_median']:>10.0f} {row['ratio_of_direct']:>7.3f} "
+        print(f"{name:<20} {row['rps_median']:>10.0f} {row['ratio_of_direct']:>7.3f} "
               f"{row['p50_ms']:>8.3f} {row['p99_ms']:>8.3f} {row['p50_added_ms']:>10.3f} "
               f"{'-' if cpu is None else f'{cpu:.1f}':>11}")
     if "toxiproxy" not in rows:
@@ -192,6 +217,7 @@ def main() -> int:
         "benchmark": "proxy",
         "load": {"tool": "redis-benchmark", "tests": "get,set", "clients": args.clients,
                  "requests": args.requests, "rounds": args.rounds, "pings": args.pings},
+        "baseline_src": str(args.baseline_src) if args.baseline_src else None,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "load_avg_1m": os.getloadavg()[0]},
         "targets": rows,

@@ -100,7 +100,8 @@ def _run(args: argparse.Namespace) -> int:
                 seed=args.seed, duration=args.duration,
                 junit=Path(args.junit) if args.junit else None, workers=args.workers,
                 master=master, bugs=_bugs(args.bugs), target=args.target,
-                runs_dir=Path(args.runs_dir)), pool=pool)
+                runs_dir=Path(args.runs_dir), profile=args.system,
+                fixed_settle=args.fixed_settle), pool=pool)
             codes.append((path, outcome.exit_code))
             if outcome.exit_code == EXIT_INTERRUPTED:
                 return EXIT_INTERRUPTED
@@ -298,6 +299,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--target", choices=("local", "compose", "external"), default=None,
                    help="override the scenario's stack")
     p.add_argument("--runs-dir", default="runs", help="where run directories go (runs/)")
+    p.add_argument("--system", default=None,
+                   help="drill this system instead of the scenario's (a profile name or "
+                        "package.module:PROFILE)")
+    p.add_argument("--fixed-settle", action="store_true",
+                   help="settle for the scenario's whole 'settle' time (default: stop as "
+                        "soon as the system has converged)")
     p.add_argument("--master", action="store_true",
                    help="run the load as a Locust master for `faultline load-worker`s on "
                         "other machines (the verdict stays here)")

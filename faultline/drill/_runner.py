@@ -72,6 +72,9 @@ class DrillOptions:
     #: the system to drill instead of the scenario's (a profile, or its name)
     profile: Any = None
     progress: bool = True
+    #: wait the scenario's whole ``settle`` instead of stopping once the system says it
+    #: has converged (how drills settled before; kept for benchmarks/drill.py)
+    fixed_settle: bool = False
     client_timeout: float = 2.0
     out: TextIO | None = None
     err: TextIO | None = None
@@ -168,6 +171,7 @@ class _Drill:
         self.scraper: MetricsScraper | None = None
         self.nemesis_log = NemesisLog()
         self.load_t0: float | None = None
+        self.proxy_events_from: int | None = None
 
     # ------------------------------------------------------------ phases
     def prepare(self) -> RunFolder:
@@ -205,11 +209,28 @@ class _Drill:
             return
         from faultline.proxy.client import ProxyAPIError, ProxyClient
 
+        client = ProxyClient(self.info.proxy_url)
         try:
-            ProxyClient(self.info.proxy_url).set_seed(self.scn.seed, label=self.folder.path.name)
+            # the events from here on are this drill's (the proxy may serve many drills)
+            self.proxy_events_from = client.events(since=2**62)[1]
+            client.set_seed(self.scn.seed, label=self.folder.path.name)
         except ProxyAPIError as exc:
             self.ui.say(f"the fault proxy cannot be reseeded ({exc}): its decisions will "
                         "not replay with --seed")
+
+    def _keep_proxy_events(self) -> None:
+        """This drill's slice of the fault proxy's events (seed, toxics, what fired)."""
+        if self.info is None or self.folder is None or self.proxy_events_from is None:
+            return
+        from faultline.history import write_jsonl
+        from faultline.proxy.client import ProxyAPIError, ProxyClient
+
+        try:
+            events, _ = ProxyClient(self.info.proxy_url).events(since=self.proxy_events_from)
+        except (ProxyAPIError, OSError) as exc:
+            self.ui.say(f"could not read the fault proxy's events: {exc}")
+            return
+        write_jsonl(self.folder.file(RunFolder.PROXY_EVENTS), events)
 
     def _locust(self, load: dict[str, Any], history_dir: Path, probe: bool = False) -> LocustRun:
         assert self.info is not None
@@ -287,6 +308,9 @@ class _Drill:
         not longer than :data:`STALL` without progress); returns what is left."""
         assert self.info is not None
         began = time.monotonic()
+        if self.opts.fixed_settle:
+            time.sleep(limit)
+            return list(self.profile.settle_status(self.info))
         problems: list[str] = list(self.profile.settle_status(self.info))
         changed = began
         while problems and time.monotonic() - began < limit:
@@ -425,6 +449,7 @@ class _Drill:
                 self.ui.say(f"settled in {self.record.settle_seconds:g}s")
             with self.phase("snapshot"):
                 folder.final_state.with_suffix(".json").write_text(_dumps(self.snapshot()))
+        self._keep_proxy_events()
         if self.scraper is not None:
             self.scraper.stop()
             folder.file(RunFolder.ALERTS).write_text(

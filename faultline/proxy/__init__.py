@@ -2,9 +2,13 @@
 
 ``faultline proxy serve`` (or :class:`ProxyServer` in-process) speaks Toxiproxy 2.x's
 HTTP API; :class:`ProxyClient` drives it or a real Toxiproxy (``TOXIPROXY_URL``).
-Beyond Toxiproxy: a ``--seed`` that makes jitter, toxicity rolls and slicing
-reproducible, the ``lost_ack``, ``connect_delay`` and ``http_error`` toxics, and a
-structured event for every fault applied or removed.
+Beyond Toxiproxy: every toxic counts what it saw and what it changed (``seen`` /
+``effect``), toxicity can be rolled per request/reply turn (``scope: "exchange"``), one
+seed (``--seed``, ``POST /seed``) replays every random decision, the ``lost_ack``,
+``connect_delay``, ``http_error``, ``half_close`` and ``stall`` toxics cover the fates of a
+request Toxiproxy cannot express, a structured event records every fault applied,
+fired or removed, and the API refuses loops, non-loopback listeners (unless allowed)
+and malformed input. See docs/proxy.md.
 """
 
 from faultline.proxy._api import TOXIPROXY_VERSION

@@ -4,12 +4,18 @@
 
     faultline proxy serve [--host 127.0.0.1] [--port 8474] [--config toxiproxy.json]
                           [--seed N] [--events-file events.jsonl]
+                          [--api-token-file PATH] [--allow-remote-listen]
+                          [--max-proxies 256] [--max-toxics 64]
     faultline proxy list | inspect NAME
     faultline proxy create NAME -l 127.0.0.1:0 -u 127.0.0.1:5432
     faultline proxy toggle NAME | delete NAME | reset
-    faultline proxy toxic add NAME -t latency [-n NAME] [-s upstream] [--tox 0.5] -a latency=100
+    faultline proxy toxic add NAME -t latency [-n NAME] [-s upstream] [--tox 0.5]
+                              [--scope exchange] -a latency=100
     faultline proxy toxic update NAME -n latency_downstream [--tox 1] -a latency=200
-    faultline proxy toxic remove NAME -n latency_downstream
+    faultline proxy toxic remove NAME -n latency_downstream    (prints what it did)
+    faultline proxy seed N [--label drill-name]
+
+The client commands send ``Authorization: Bearer $FAULTLINE_PROXY_TOKEN`` when set.
 """
 
 from __future__ import annotations
@@ -38,6 +44,13 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--config", help="toxiproxy.json to load at start")
     serve.add_argument("--seed", type=int, help="make jitter, toxicity and slicing reproducible")
     serve.add_argument("--events-file", help="append one JSON line per fault event")
+    serve.add_argument("--api-token-file", metavar="PATH",
+                       help="require 'Authorization: Bearer <token>' (the file's content); "
+                            "default: $FAULTLINE_PROXY_TOKEN if set, else no token")
+    serve.add_argument("--allow-remote-listen", action="store_true",
+                       help="let the API and the proxies listen on non-loopback addresses")
+    serve.add_argument("--max-proxies", type=int, default=256, help="default 256")
+    serve.add_argument("--max-toxics", type=int, default=64, help="per proxy; default 64")
     serve.set_defaults(func=_serve)
 
     def client_parser(name: str, help_: str) -> argparse.ArgumentParser:
@@ -62,6 +75,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("name")
     p.set_defaults(func=_delete)
     client_parser("reset", "enable every proxy, remove every toxic").set_defaults(func=_reset)
+    p = client_parser("seed", "set the seed every random decision derives from")
+    p.add_argument("seed", type=int)
+    p.add_argument("--label", default=None, help="free text, e.g. the drill's name")
+    p.set_defaults(func=_seed)
 
     toxic = sub.add_parser("toxic", help="add, update or remove toxics")
     toxic.set_defaults(func=lambda args: _usage(toxic))
@@ -81,6 +98,8 @@ def register(subparsers: Any) -> None:
                            const="downstream", help="same as --stream downstream")
         if name != "remove":
             t.add_argument("--tox", "--toxicity", dest="toxicity", type=float, default=None)
+            t.add_argument("--scope", choices=("connection", "exchange"), default=None,
+                           help="roll toxicity per connection (default) or per exchange")
             t.add_argument("-a", "--attribute", action="append", default=[],
                            metavar="KEY=VALUE", help="repeatable; numbers are parsed")
         t.set_defaults(func=func)
@@ -122,12 +141,27 @@ def _serve(args: argparse.Namespace) -> int:
     from faultline.proxy._errors import APIError
     from faultline.proxy._server import ProxyServer
 
-    server = ProxyServer(args.host, args.port, args.seed, config=args.config,
-                         events_file=args.events_file)
+    token = os.environ.get("FAULTLINE_PROXY_TOKEN") or None
+    if args.api_token_file:
+        try:
+            with open(args.api_token_file, encoding="utf-8") as handle:
+                token = handle.read().strip()
+        except OSError as exc:
+            return _fail(f"cannot read --api-token-file {args.api_token_file}: "
+                         f"{exc.strerror or exc}")
+        if not token:
+            return _fail(f"--api-token-file {args.api_token_file} is empty")
+    try:
+        server = ProxyServer(args.host, args.port, args.seed, config=args.config,
+                             events_file=args.events_file, api_token=token,
+                             allow_remote_listen=args.allow_remote_listen,
+                             max_proxies=args.max_proxies, max_toxics=args.max_toxics)
+    except ValueError as exc:
+        return _fail(str(exc))
 
     def ready(s: ProxyServer) -> None:
-        seed = f" (seed {s.seed})" if s.seed is not None else ""
-        print(f"faultline proxy: API listening on {s.url}{seed}", flush=True)
+        auth = ", token required" if s.policy.api_token else ""
+        print(f"faultline proxy: API listening on {s.url} (seed {s.seed}{auth})", flush=True)
 
     try:
         server.run(on_ready=ready)
@@ -206,11 +240,18 @@ def _attributes(pairs: list[str]) -> dict[str, Any]:
 
 
 @_guarded
+def _seed(args: argparse.Namespace) -> int:
+    answer = _client(args).set_seed(args.seed, label=args.label)
+    print(f"seed {answer['seed']} set" + (f" ({answer['label']})" if answer.get("label") else ""))
+    return 0
+
+
+@_guarded
 def _toxic_add(args: argparse.Namespace) -> int:
     toxic = _client(args).add_toxic(
         args.proxy, type=args.type, stream=args.stream or "downstream",
         toxicity=1.0 if args.toxicity is None else args.toxicity,
-        name=args.toxic_name, attributes=_attributes(args.attribute),
+        name=args.toxic_name, attributes=_attributes(args.attribute), scope=args.scope,
     )
     print(f"added {toxic['stream']} {toxic['type']} toxic {toxic['name']!r} on {args.proxy}")
     return 0
@@ -222,7 +263,7 @@ def _toxic_update(args: argparse.Namespace) -> int:
         raise ValueError("toxic update needs -n/--toxic-name")
     toxic = _client(args).update_toxic(
         args.proxy, args.toxic_name, toxicity=args.toxicity,
-        attributes=_attributes(args.attribute) if args.attribute else None,
+        attributes=_attributes(args.attribute) if args.attribute else None, scope=args.scope,
     )
     print(f"updated toxic {toxic['name']!r} on {args.proxy}")
     return 0
@@ -232,6 +273,8 @@ def _toxic_update(args: argparse.Namespace) -> int:
 def _toxic_remove(args: argparse.Namespace) -> int:
     if not args.toxic_name:
         raise ValueError("toxic remove needs -n/--toxic-name")
-    _client(args).remove_toxic(args.proxy, args.toxic_name)
+    report = _client(args).remove_toxic(args.proxy, args.toxic_name, effect=True)
     print(f"removed toxic {args.toxic_name!r} from {args.proxy}")
+    if report is not None:
+        print(f"  seen: {json.dumps(report['seen'])}\n  effect: {json.dumps(report['effect'])}")
     return 0

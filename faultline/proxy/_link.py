@@ -1,126 +1,30 @@
-"""One proxied TCP connection: two endpoints and a byte pump (a link) per direction.
+"""One direction of a proxied connection (a link) and its chain of toxics.
 
-The hot path is a :class:`asyncio.BufferedProtocol`: the kernel reads into a
-preallocated buffer and, with no toxic on the link, ``buffer_updated`` writes that
-memoryview straight to the other transport (no per-chunk allocation, no task switch).
-Backpressure is the transports' own: when the destination's write buffer fills, its
-``pause_writing`` pauses reading on the source.
-
-With a toxic on the link, chunks are copied into a bounded queue stamped with their
-arrival time, and one pump task runs them through the chain of toxics in order. When
-the last toxic goes and the queue drains, the link falls back to the hot path.
+With no toxic on the link, bytes never come here: the source endpoint writes straight
+to the destination (``_endpoint``). With a toxic on the link, chunks are copied into a
+bounded queue stamped with their arrival time and the exchange they belong to, and one
+pump task runs them through the chain of toxics in order. When the last toxic goes and
+the queue drains, the link falls back to the hot path.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
-import struct
 from collections import deque
 from time import monotonic
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
-from faultline.proxy._toxic import Chain, Toxic, ToxicStub, derive_rng
+from faultline.proxy._endpoint import PAUSE_DST, PAUSE_QUEUE, Endpoint
+from faultline.proxy._toxic import Chain, Toxic, ToxicStub
 
 if TYPE_CHECKING:
-    from faultline.proxy._proxy import Proxy
+    from faultline.proxy._connection import Connection
 
-__all__ = ["Connection", "Endpoint", "Link"]
+__all__ = ["Link"]
 
-BUFFER_SIZE = 64 * 1024
 QUEUE_HIGH = 64  # chunks queued in a toxic link before its source is paused
 QUEUE_LOW = 16
-_PAUSE_DST = 1
-_PAUSE_QUEUE = 2
-_LINGER_ZERO = struct.pack("ii", 1, 0)
-
-
-class Endpoint(asyncio.BufferedProtocol):
-    """One socket of a proxied connection (the client's, or the upstream's)."""
-
-    def __init__(self, conn: Connection, role: str) -> None:
-        self.conn = conn
-        self.role = role
-        self.transport: asyncio.Transport | None = None
-        self.buf = bytearray(BUFFER_SIZE)
-        self.view = memoryview(self.buf)
-        self.reader: Link  # the link that reads from this endpoint
-        self.writer: Link  # the link that writes to this endpoint
-        self.alive = False
-        # where buffer_updated writes directly; None sends chunks down the toxic path
-        self.out: asyncio.Transport | None = None
-        self.nbytes = 0
-
-    def renew(self) -> None:
-        """A fresh read buffer: the transport still holds a view of the old one."""
-        self.buf = bytearray(BUFFER_SIZE)
-        self.view = memoryview(self.buf)
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports are not asyncio.Transport subclasses, only alike
-        self.transport = transport = cast(asyncio.Transport, transport)
-        self.alive = True
-        self.writer.refresh_fast_path()
-        if self.role == "client":
-            transport.pause_reading()  # until upstream is connected
-            self.conn.client_connected()
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self.view
-
-    def buffer_updated(self, nbytes: int) -> None:
-        # The hot path: no toxic on the link, write the filled buffer straight out.
-        out = self.out
-        self.nbytes += nbytes
-        if out is None:
-            self.reader.feed(nbytes)
-            return
-        out.write(self.view[:nbytes])
-        if out.get_write_buffer_size():
-            self.renew()
-
-    def eof_received(self) -> bool:
-        self.reader.feed_eof()
-        return True  # keep the transport: the other direction may still flow
-
-    def pause_writing(self) -> None:
-        self.writer.pause_source(_PAUSE_DST)
-
-    def resume_writing(self) -> None:
-        self.writer.resume_source(_PAUSE_DST)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        was_alive = self.alive
-        self.alive = False
-        self.writer.refresh_fast_path()
-        self.writer.resume_source(_PAUSE_DST)  # wake a pump waiting to write here
-        if not was_alive:
-            return  # we closed it ourselves
-        reader = self.reader
-        reader.src_lost = True
-        if reader.eof_done:
-            self.conn.close()  # nothing can be delivered here any more
-        else:
-            reader.feed_eof()  # relay what is queued, then close the connection
-
-    def close(self, reset: bool = False, abort: bool = False) -> None:
-        """Close gracefully (flush, FIN), abort, or reset (SO_LINGER 0, RST)."""
-        if not self.alive or self.transport is None:
-            return
-        self.alive = False
-        self.writer.refresh_fast_path()
-        transport = self.transport
-        if reset:
-            sock = transport.get_extra_info("socket")
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
-            transport.abort()
-        elif abort:
-            transport.abort()
-        else:
-            transport.close()
 
 
 class Link:
@@ -135,13 +39,14 @@ class Link:
         self.stubs: dict[str, ToxicStub] = {}
         self.chain: Chain = ()
         self.slow = False
-        self.queue: deque[tuple[bytes | None, float]] = deque()
+        self.queue: deque[tuple[bytes | None, float, int]] = deque()
         self.pump: asyncio.Task[None] | None = None
         self.pauses = 0
         self.drain: asyncio.Future[None] | None = None
         self.eof_seen = False
         self.eof_done = False
         self.src_lost = False
+        self.exchange = 0  # the exchange of the chunk the toxics are handling now
         # the client's link holds its data until the upstream is connected
         self.held: asyncio.Future[None] | None = None
 
@@ -160,7 +65,10 @@ class Link:
     def refresh_fast_path(self) -> None:
         """Let the source write straight to the destination when nothing is in between."""
         dst = self.dst
-        self.src.out = dst.transport if (not self.slow and dst.alive) else None
+        # once this direction is finished (e.g. half_close sent its FIN), nothing more
+        # may be written: the bytes go down the toxic path, which drops them
+        fast = not self.slow and dst.alive and not self.eof_done
+        self.src.out = dst.transport if fast else None
 
     def feed_eof(self) -> None:
         """The source closed its side (or went away)."""
@@ -170,7 +78,7 @@ class Link:
         if self.slow:
             self._enqueue(None)
         else:
-            self._finish_eof()
+            self.finish_eof()
 
     # -- flow control ---------------------------------------------------------------
     def pause_source(self, reason: int) -> None:
@@ -183,7 +91,7 @@ class Link:
 
     def resume_source(self, reason: int) -> None:
         """Lift one reason to pause; read again when none is left."""
-        if reason == _PAUSE_DST and self.drain is not None:
+        if reason == PAUSE_DST and self.drain is not None:
             if not self.drain.done():
                 self.drain.set_result(None)
             self.drain = None
@@ -196,20 +104,24 @@ class Link:
 
     # -- the toxic path -------------------------------------------------------------
     def _enqueue(self, item: bytes | None) -> None:
-        self.queue.append((item, monotonic()))
+        self.queue.append((item, monotonic(), self.conn.exchanges))
         if len(self.queue) >= QUEUE_HIGH:
-            self.pause_source(_PAUSE_QUEUE)
+            self.pause_source(PAUSE_QUEUE)
         if self.pump is None:
             self.pump = self.loop.create_task(self._run_pump())
+
+    def queued_bytes(self) -> int:
+        """Bytes waiting in the queue (lost if the connection is cut now)."""
+        return sum(len(data) for data, _, _ in self.queue if data is not None)
 
     async def _run_pump(self) -> None:
         try:
             if self.held is not None:
                 await self.held
             while self.queue and not self.conn.closed:
-                data, ts = self.queue.popleft()
+                data, ts, self.exchange = self.queue.popleft()
                 if len(self.queue) <= QUEUE_LOW:
-                    self.resume_source(_PAUSE_QUEUE)
+                    self.resume_source(PAUSE_QUEUE)
                 if data is None:
                     await self.emit_eof(self.chain, 0)
                 else:
@@ -222,7 +134,7 @@ class Link:
         finally:
             self.pump = None
             self._refresh()
-            self.resume_source(_PAUSE_QUEUE)
+            self.resume_source(PAUSE_QUEUE)
 
     async def emit(self, chain: Chain, pos: int, data: bytes, ts: float) -> None:
         """Pass ``data`` to the toxic at ``pos`` of ``chain``, or write it out."""
@@ -233,11 +145,11 @@ class Link:
                 return
             pos += 1
         dst = self.dst
-        if not dst.alive or not data:
+        if not dst.alive or not data or self.eof_done:
             return
         assert dst.transport is not None
         dst.transport.write(data)
-        if self.pauses & _PAUSE_DST:
+        if self.pauses & PAUSE_DST:
             if self.drain is None:
                 self.drain = self.loop.create_future()
             await self.drain
@@ -250,19 +162,17 @@ class Link:
                 await stub.toxic.kind.on_eof(stub, self, chain, pos)
                 return
             pos += 1
-        self._finish_eof()
+        self.finish_eof()
 
-    def _finish_eof(self) -> None:
+    def finish_eof(self) -> None:
+        """This direction is over: FIN to the destination (or close, if its source is gone)."""
         if self.eof_done:
             return
         self.eof_done = True
         if self.src_lost:
             self.conn.close()  # the source is gone for good: nothing more to relay
             return
-        dst = self.dst
-        if dst.alive and dst.transport is not None and dst.transport.can_write_eof():
-            with contextlib.suppress(OSError, RuntimeError):
-                dst.transport.write_eof()
+        self.dst.shut_write()
         self.conn.direction_done()
 
     # -- toxics, live ------------------------------------------------------------------
@@ -276,23 +186,21 @@ class Link:
         self.refresh_fast_path()
 
     def add_toxic(self, toxic: Toxic) -> ToxicStub:
-        """Attach ``toxic`` to this link (toxicity is rolled here, once)."""
-        proxy = self.conn.proxy
-        rng = derive_rng(proxy.seed, proxy.name, self.conn.ordinal, toxic.name)
-        stub = ToxicStub(toxic, self, rng)
+        """Attach ``toxic`` to this link (with scope ``connection``, toxicity is rolled here)."""
+        self.conn.watch_exchanges()
+        stub = ToxicStub(toxic, self)
         self.stubs[toxic.name] = stub
         toxic.kind.on_attach(stub)
         self._refresh()
         return stub
 
-    def update_toxic(self, toxic: Toxic, toxicity_changed: bool) -> None:
-        """The toxic's settings changed; re-roll only if its toxicity did."""
+    def update_toxic(self, toxic: Toxic, reroll: bool) -> None:
+        """The toxic's settings changed; decide again only if its toxicity or scope did."""
         stub = self.stubs.get(toxic.name)
         if stub is None:
             return
-        stub.toxic = toxic
-        if toxicity_changed and toxic.kind.rolls_per_connection:
-            stub.active = stub.roll()
+        if reroll:
+            stub.reroll()
         toxic.kind.on_update(stub)
         self._refresh()
 
@@ -304,118 +212,3 @@ class Link:
         stub.detach()
         self._refresh()
         stub.toxic.kind.on_remove(stub)
-
-
-class Connection:
-    """A client connection accepted by a proxy, and its upstream connection."""
-
-    def __init__(self, proxy: Proxy, ordinal: int) -> None:
-        self.proxy = proxy
-        self.loop = proxy.loop
-        self.ordinal = ordinal
-        self.closed = False
-        self.client = Endpoint(self, "client")
-        self.upstream = Endpoint(self, "upstream")
-        self.up = Link(self, "upstream", self.client, self.upstream)
-        self.down = Link(self, "downstream", self.upstream, self.client)
-        self.client.reader = self.up
-        self.client.writer = self.down
-        self.upstream.reader = self.down
-        self.upstream.writer = self.up
-        self.connect_task: asyncio.Task[None] | None = None
-        self.up.held = self.loop.create_future()
-        self.up._refresh()
-        for toxic in proxy.toxic_list():
-            self.link(toxic.direction).add_toxic(toxic)
-
-    def link(self, direction: str) -> Link:
-        """The link of one direction (``upstream`` or ``downstream``)."""
-        return self.up if direction == "upstream" else self.down
-
-    def client_connected(self) -> None:
-        """The client was accepted: connect upstream (after any ``connect_delay``)."""
-        self.proxy.connections.add(self)
-        self.connect_task = self.loop.create_task(self._connect())
-
-    async def _connect(self) -> None:
-        delay = 0.0
-        for link in (self.up, self.down):
-            for stub in link.stubs.values():
-                if stub.toxic.type == "connect_delay" and stub.active:
-                    delay += int(stub.toxic.attributes["delay"]) / 1000.0
-                    stub.fired(f"connect delayed {stub.toxic.attributes['delay']} ms")
-        try:
-            if delay > 0:
-                await asyncio.sleep(delay)
-            host, port = self.proxy.upstream_address()
-            await self.loop.create_connection(lambda: self.upstream, host, port)
-        except (OSError, ValueError) as exc:
-            self.proxy.log(f"unable to open connection to upstream {self.proxy.upstream}: {exc}")
-            self.close()
-            return
-        finally:
-            self.connect_task = None
-        if self.closed:
-            self.upstream.close(abort=True)
-            return
-        held, self.up.held = self.up.held, None
-        if held is not None and not held.done():
-            held.set_result(None)
-        self.up._refresh()
-        if self.client.alive and self.client.transport is not None:
-            self.client.transport.resume_reading()
-
-    def direction_done(self) -> None:
-        """One direction finished; when both have, close the connection."""
-        if self.up.eof_done and self.down.eof_done:
-            self.close()
-
-    def _teardown(self) -> None:
-        self.closed = True
-        self.proxy.connection_closed(self)
-        if self.connect_task is not None:
-            self.connect_task.cancel()
-        current = asyncio.current_task(self.loop) if self.loop.is_running() else None
-        for link in (self.up, self.down):
-            for stub in link.stubs.values():
-                stub.detach()
-            if link.pump is not None and link.pump is not current:
-                link.pump.cancel()
-            link.queue.clear()
-
-    def close(self) -> None:
-        """Close both sockets gracefully (buffered data is flushed first)."""
-        if self.closed:
-            return
-        self._teardown()
-        self.client.close()
-        self.upstream.close()
-
-    def abort(self) -> None:
-        """Close both sockets at once (proxy disabled or deleted)."""
-        if self.closed:
-            return
-        self._teardown()
-        self.client.close(abort=True)
-        self.upstream.close(abort=True)
-
-    def reset(self) -> None:
-        """Reset both sockets: SO_LINGER 0 then close, so the peers see ECONNRESET."""
-        if self.closed:
-            return
-        self._teardown()
-        self.client.close(reset=True)
-        self.upstream.close(reset=True)
-
-    def answer_client(self, response: bytes) -> None:
-        """Send ``response`` to the client instead of the upstream's, then close."""
-        if self.client.alive and self.client.transport is not None:
-            self.client.transport.write(response)
-        self.close()
-
-    def toxic_fired(self, toxic: Toxic, what: str) -> None:
-        """A toxic acted on this connection: record it as an event."""
-        self.proxy.events.emit(
-            "toxic_fired", proxy=self.proxy.name, toxic=toxic.to_json(),
-            connection=self.ordinal, detail=what,
-        )

@@ -3,6 +3,10 @@
 Run it in the foreground (``faultline proxy serve``, :meth:`ProxyServer.serve`) or in a
 background thread with its own loop (:meth:`ProxyServer.start` / :meth:`ProxyServer.stop`).
 uvloop is used when it is installed.
+
+The API binds loopback unless ``allow_remote_listen`` is given (it has no
+authentication unless an ``api_token`` is set, and then only a shared secret), the
+same rule as for the proxies' own listeners (``_guard``).
 """
 
 from __future__ import annotations
@@ -20,6 +24,15 @@ from faultline.proxy._api import APIServer
 from faultline.proxy._collection import ProxyCollection
 from faultline.proxy._config import load_config
 from faultline.proxy._events import EventLog
+from faultline.proxy._guard import (
+    DEFAULT_MAX_PROXIES,
+    DEFAULT_MAX_TOXICS,
+    Policy,
+    describe,
+    is_loopback_host,
+)
+from faultline.proxy._http import MAX_HEAD
+from faultline.proxy._seed import Seeding
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "ProxyServer", "new_event_loop"]
 
@@ -41,7 +54,10 @@ class ProxyServer:
 
     ``port=0`` picks a free port; :attr:`port` and :attr:`url` tell the real one once
     started. ``config`` is a ``toxiproxy.json`` file to populate at start;
-    ``events_file`` receives one JSON line per event.
+    ``events_file`` receives one JSON line per event. Without a ``seed`` one is drawn
+    from the OS (:attr:`seed` tells which). ``api_token`` requires
+    ``Authorization: Bearer <token>`` on every request; ``allow_remote_listen`` lets the
+    API and the proxies listen on other than loopback addresses.
     """
 
     def __init__(
@@ -52,10 +68,24 @@ class ProxyServer:
         *,
         config: str | Path | None = None,
         events_file: str | Path | None = None,
+        api_token: str | None = None,
+        allow_remote_listen: bool = False,
+        max_proxies: int = DEFAULT_MAX_PROXIES,
+        max_toxics: int = DEFAULT_MAX_TOXICS,
     ) -> None:
+        if not allow_remote_listen and is_loopback_host(host) is not True:
+            raise ValueError(f"the API would listen on {host!r}, not a loopback address: the "
+                             "API has no authentication beyond an optional token; pass "
+                             "--allow-remote-listen (allow_remote_listen=True) to do it anyway")
+        if api_token is not None and not api_token.strip():
+            raise ValueError("the API token is empty")
+        if max_proxies < 1 or max_toxics < 1:
+            raise ValueError("max_proxies and max_toxics must be at least 1")
         self.host = host
         self.port = port
-        self.seed = seed
+        self.seeding = Seeding(seed)
+        self.policy = Policy(allow_remote_listen, max_proxies, max_toxics,
+                             api_token.strip() if api_token else None)
         self.config = config
         self.events = EventLog(events_file)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -64,6 +94,11 @@ class ProxyServer:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self.collection: ProxyCollection | None = None
+
+    @property
+    def seed(self) -> int:
+        """The seed in force (given, set through ``POST /seed``, or drawn at start)."""
+        return self.seeding.seed
 
     @property
     def url(self) -> str:
@@ -76,10 +111,10 @@ class ProxyServer:
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._stopping = asyncio.Event()
-        self.collection = ProxyCollection(loop, self.events, self.seed)
-        api = APIServer(self.collection, self.events)
+        self.collection = ProxyCollection(loop, self.events, self.seeding, self.policy)
+        api = APIServer(self.collection, self.events, self.policy.api_token)
         server = await asyncio.start_server(api.handle_client, self.host, self.port,
-                                            reuse_address=True)
+                                            reuse_address=True, limit=MAX_HEAD)
         self.port = int(server.sockets[0].getsockname()[1])
         try:
             if self.config is not None:
@@ -88,7 +123,8 @@ class ProxyServer:
                 for spec in specs:
                     for toxic in spec.get("toxics") or []:
                         self.collection.add_toxic(spec["name"], toxic)
-            self.events.emit("server_started", url=self.url, seed=self.seed)
+            self.events.emit("server_started", url=self.url, seed=self.seed,
+                             seed_source=self.seeding.source, limits=describe(self.policy))
             if on_ready is not None:
                 on_ready(self)
             self._ready.set()

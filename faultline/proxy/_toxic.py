@@ -1,58 +1,45 @@
-"""The toxic model: configured toxics, per-connection stubs, attribute parsing.
+"""The toxic model: configured toxics, per-connection stubs, toxic types.
 
-A :class:`Toxic` is the configured fault (name, type, stream, toxicity, attributes),
-shared by every connection of a proxy. A :class:`ToxicStub` is that toxic on one
-connection: its own seeded RNG, its toxicity roll (made once), its state. Each toxic
-type is a :class:`ToxicKind` whose hooks run on the stub:
+A :class:`Toxic` is the configured fault (name, type, stream, toxicity, scope,
+attributes), shared by every connection of a proxy; it owns the fault's counters
+(``_effect``) and numbers its random decisions (``_seed``). A :class:`ToxicStub` is
+that toxic on one connection: its own RNG, its decision, its state. Each toxic type is
+a :class:`ToxicKind` whose hooks run on the stub:
 
 - ``on_attach`` when the stub is created (new connection, or toxic added live),
 - ``on_data`` / ``on_eof`` for each chunk or end of stream flowing through the link,
 - ``on_update`` / ``on_remove`` when the toxic is changed or deleted through the API.
 
 A kind passes data on with ``await link.emit(chain, pos + 1, data, ts)``; ``ts`` is the
-chunk's arrival time on the monotonic clock, so latency counts from arrival, as in Toxiproxy.
+chunk's arrival time on the monotonic clock, so latency counts from arrival, as in
+Toxiproxy. ``link.exchange`` is the number of the request/reply turn the chunk belongs
+to (see ``_connection``).
+
+Toxicity (``scope``): with ``"connection"`` (Toxiproxy's behaviour, the default) a stub
+rolls once when it is attached, and a stub that rolled "no" is left out of the link's
+chain entirely (the link may stay on the hot path). With ``"exchange"`` the stub is
+always in the chain and rolls again for each exchange (:meth:`ToxicStub.hit`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import random
 from time import monotonic
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from faultline.proxy._errors import bad_request
+from faultline.proxy._effect import Counters, FiredLog
+from faultline.proxy._seed import Seeding, decision, stub_rng
+from faultline.proxy._validate import Attr
 
 if TYPE_CHECKING:
     from faultline.proxy._link import Link
 
-__all__ = [
-    "STREAMS",
-    "Chain",
-    "Toxic",
-    "ToxicKind",
-    "ToxicStub",
-    "derive_rng",
-    "monotonic",
-    "parse_attributes",
-    "parse_toxicity",
-]
+__all__ = ["STREAMS", "Chain", "Toxic", "ToxicKind", "ToxicStub", "monotonic"]
 
 STREAMS = ("upstream", "downstream")
 
 Chain = tuple["ToxicStub", ...]
-
-
-def derive_rng(seed: int | None, proxy: str, ordinal: int, toxic: str) -> random.Random:
-    """The RNG of one toxic on one connection.
-
-    Derived from the seed, the proxy name, the connection's ordinal and the toxic's name,
-    so a seeded run draws the same numbers whatever the scheduling of other connections.
-    Without a seed, it is seeded from the OS.
-    """
-    if seed is None:
-        return random.Random()
-    return random.Random(f"{seed}\x1f{proxy}\x1f{ordinal}\x1f{toxic}")
 
 
 class _TimerLateness:
@@ -88,67 +75,17 @@ def _done(fut: asyncio.Future[None]) -> None:
         fut.set_result(None)
 
 
-class ToxicStub:
-    """One toxic on one connection's link: RNG, toxicity roll and per-connection state."""
-
-    __slots__ = ("active", "bytes", "clock", "http", "link", "removed", "rng", "timer",
-                 "toxic", "waiters")
-
-    def __init__(self, toxic: Toxic, link: Link, rng: random.Random) -> None:
-        self.toxic = toxic
-        self.link = link
-        self.rng = rng
-        self.active = toxic.kind.rolls_per_connection is False or self.roll()
-        self.removed = False
-        self.bytes = 0  # limit_data / lost_ack: bytes let through so far
-        self.clock = 0.0  # bandwidth: when the link is free to send again
-        self.timer: asyncio.TimerHandle | None = None
-        self.http: Any = None  # http_error: its request parser state
-        self.waiters: set[asyncio.Future[None]] = set()
-
-    def roll(self) -> bool:
-        """Roll this connection's toxicity (Toxiproxy: ``rand < toxicity``)."""
-        return self.rng.random() < self.toxic.toxicity
-
-    async def sleep(self, delay: float) -> None:
-        """Sleep, but wake at once if the toxic is removed (data is never dropped)."""
-        if delay <= 0 or self.removed:
-            return
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
-        asked = delay - _lateness.lead(delay)
-        start = monotonic()
-        handle = loop.call_later(asked, _done, fut)
-        self.waiters.add(fut)
-        try:
-            await fut
-        finally:
-            handle.cancel()
-            self.waiters.discard(fut)
-        if not self.removed:
-            _lateness.observe(monotonic() - start - asked)
-
-    def detach(self) -> None:
-        """Mark removed, cancel timers, wake every sleeper."""
-        self.removed = True
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        for fut in list(self.waiters):
-            _done(fut)
-
-    def fired(self, what: str) -> None:
-        """Record that this toxic acted on the connection (an event for the history)."""
-        self.link.conn.toxic_fired(self.toxic, what)
-
-
 class ToxicKind:
-    """A toxic type: its attributes (name -> (type, default)) and its behaviour."""
+    """A toxic type: its attributes, its effect counters and its behaviour."""
 
     name: ClassVar[str] = ""
-    attributes: ClassVar[dict[str, tuple[type, Any]]] = {}
+    attributes: ClassVar[dict[str, Attr]] = {}
+    #: the effect counters it reports (``x_ms`` is kept as ``x_us``)
+    effects: ClassVar[tuple[str, ...]] = ()
     #: False when toxicity is not a per-connection roll (http_error rolls per request)
     rolls_per_connection: ClassVar[bool] = True
+    #: whether ``scope: "exchange"`` means something for it
+    exchange_scope: ClassVar[bool] = True
     #: whether the kind touches the byte stream (connect_delay does not)
     handles_data: ClassVar[bool] = True
 
@@ -156,14 +93,18 @@ class ToxicKind:
         """The link this toxic acts on, given its ``stream``."""
         return stream
 
+    def effect_names(self, stream: str) -> tuple[str, ...]:
+        """The effect counters of a toxic of this kind on ``stream``."""
+        return self.effects
+
     def validate(self, attrs: dict[str, Any]) -> None:
-        """Raise :class:`APIError` (400) when attribute values make no sense."""
+        """Raise :class:`APIError` (400) when attribute values make no sense together."""
 
     def on_attach(self, stub: ToxicStub) -> None:
         """The stub was created on a live connection."""
 
     def on_update(self, stub: ToxicStub) -> None:
-        """The toxic's attributes or toxicity changed."""
+        """The toxic's attributes, toxicity or scope changed."""
 
     def on_remove(self, stub: ToxicStub) -> None:
         """The toxic was removed; the stub is already detached."""
@@ -179,82 +120,199 @@ class ToxicKind:
         await link.emit_eof(chain, pos + 1)
 
 
-def _type_name(value: object) -> str:
-    return {bool: "bool", int: "number", float: "number", str: "string", list: "array",
-            dict: "object", type(None): "null"}.get(type(value), type(value).__name__)
-
-
-def parse_attributes(kind: ToxicKind, raw: object, base: dict[str, Any] | None) -> dict[str, Any]:
-    """Typed attributes: ``raw`` merged over ``base`` (or the defaults); 400 on bad types.
-
-    Like Go's decoder: unknown keys are ignored, ``null`` keeps the current value, and a
-    float where an integer is expected is an error.
-    """
-    attrs = dict(base) if base is not None else {k: d for k, (_, d) in kind.attributes.items()}
-    if raw is None:
-        return attrs
-    if not isinstance(raw, dict):
-        raise bad_request(f"json: cannot unmarshal {_type_name(raw)} into attributes")
-    for key, value in raw.items():
-        spec = kind.attributes.get(key)
-        if spec is None or value is None:
-            continue
-        typ = spec[0]
-        ok = (
-            isinstance(value, int) and not isinstance(value, bool)
-            if typ is int
-            else isinstance(value, typ)
-        )
-        if not ok:
-            want = "int64" if typ is int else typ.__name__
-            raise bad_request(
-                f"json: cannot unmarshal {_type_name(value)} into Go struct field "
-                f"{kind.name}.attributes.{key} of type {want}"
-            )
-        attrs[key] = value
-    return attrs
-
-
 class Toxic:
-    """A configured toxic of one proxy (the API's ``{name, type, stream, toxicity, attributes}``)."""
+    """A configured toxic of one proxy (the API's ``{name, type, stream, toxicity, ...}``)."""
 
-    __slots__ = ("attributes", "direction", "kind", "name", "stream", "toxicity", "type")
+    __slots__ = ("attached", "attributes", "counters", "direction", "epoch", "fired", "kind",
+                 "name", "proxy", "rolls", "scope", "seeding", "stream", "toxicity", "type")
 
-    def __init__(
-        self,
-        name: str,
-        type: str,
-        stream: str,
-        toxicity: float,
-        attributes: dict[str, Any],
-        kind: ToxicKind,
-    ) -> None:
+    def __init__(self, name: str, type: str, stream: str, toxicity: float,
+                 attributes: dict[str, Any], kind: ToxicKind, scope: str = "connection") -> None:
         self.name = name
         self.type = type
         self.kind = kind
         self.stream = stream
-        self.direction = self.kind.direction(stream.lower())
+        self.direction = kind.direction(stream.lower())
         self.toxicity = toxicity
         self.attributes = attributes
+        self.scope = scope
+        self.counters = Counters()
+        self.proxy = ""
+        self.seeding = Seeding(0)  # a placeholder until bind(): the server's own seeding
+        self.fired: FiredLog | None = None
+        self.epoch = -1
+        self.attached = 0  # connections attached since the seed's epoch (stub RNGs)
+        self.rolls: dict[str, int] = {}  # decisions made per scope since the epoch
+
+    def bind(self, proxy: str, seeding: Seeding, fired: FiredLog) -> None:
+        """The proxy it belongs to, the server's seed, where its firings go."""
+        self.proxy = proxy
+        self.seeding = seeding
+        self.fired = fired
+
+    def _renumber(self) -> None:
+        if self.epoch != self.seeding.epoch:  # a new seed: number decisions from 0 again
+            self.epoch = self.seeding.epoch
+            self.attached = 0
+            self.rolls.clear()
+
+    def new_stub_rng(self) -> random.Random:
+        """The RNG of the next connection this toxic attaches to."""
+        self._renumber()
+        n = self.attached
+        self.attached += 1
+        return stub_rng(self.seeding.seed, self.proxy, self.name, n)
+
+    def decide(self, scope: str) -> tuple[int, bool]:
+        """The next decision in ``scope``: its ordinal, and whether the toxic acts."""
+        self._renumber()
+        n = self.rolls.get(scope, 0)
+        self.rolls[scope] = n + 1
+        toxicity = self.toxicity
+        if toxicity >= 1.0:
+            return n, True
+        if toxicity <= 0.0:
+            return n, False
+        return n, decision(self.seeding.seed, self.proxy, self.name, scope, n) < toxicity
 
     def to_json(self) -> dict[str, Any]:
-        """Toxiproxy's JSON shape (attributes first, like Go's struct order)."""
-        return {
+        """Toxiproxy's JSON shape (attributes first, like Go's struct order).
+
+        ``scope`` is added only when it is not the default, so Toxiproxy clients that
+        compare toxics field by field see exactly what they sent.
+        """
+        out: dict[str, Any] = {
             "attributes": dict(self.attributes),
             "name": self.name,
             "type": self.type,
             "stream": self.stream,
             "toxicity": self.toxicity,
         }
+        if self.scope != "connection":
+            out["scope"] = self.scope
+        return out
+
+    def report(self, live_bytes: int = 0, live_exchanges: int = 0) -> dict[str, Any]:
+        """``{"seen": {...}, "effect": {...}}``; ``live_*``: what open stubs saw so far."""
+        c = self.counters
+        return {
+            "seen": {"connections": c.connections, "exchanges": c.exchanges + live_exchanges,
+                     "bytes": c.bytes + live_bytes},
+            "effect": c.effect_json(self.kind.effect_names(self.stream.lower())),
+        }
 
 
-def parse_toxicity(value: object, current: float) -> float:
-    """A toxicity from JSON: a number (``null`` keeps ``current``)."""
-    if value is None:
-        return current
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-        raise bad_request(
-            f"json: cannot unmarshal {_type_name(value)} into Go struct field "
-            "ToxicWrapper.toxicity of type float32"
-        )
-    return float(value)
+class ToxicStub:
+    """One toxic on one connection's link: RNG, decision and per-connection state."""
+
+    __slots__ = ("active", "bytes", "bytes_base", "clock", "decision", "done_for", "ex",
+                 "ex_base", "ex_hit", "fired_for", "http", "link", "per_exchange", "removed",
+                 "rng", "settled", "timer", "toxic", "waiters")
+
+    def __init__(self, toxic: Toxic, link: Link) -> None:
+        self.toxic = toxic
+        self.link = link
+        kind = toxic.kind
+        toxic.counters.connections += 1
+        self.rng = toxic.new_stub_rng()
+        self.per_exchange = toxic.scope == "exchange" and kind.rolls_per_connection
+        self.decision = -1
+        self.active = True
+        if kind.rolls_per_connection and not self.per_exchange:
+            self.decision, self.active = toxic.decide("connection")
+        self.removed = False
+        self.settled = False
+        self.bytes = 0  # bytes let through so far (this exchange, with scope "exchange")
+        self.clock = 0.0  # bandwidth: when the link is free to send again
+        self.timer: asyncio.TimerHandle | None = None
+        self.http: Any = None  # http_error: its request parser state
+        self.waiters: set[asyncio.Future[None]] = set()
+        self.bytes_base = link.nbytes  # ``seen`` is counted as the difference at detach
+        self.ex_base = link.conn.exchanges
+        self.ex = self.ex_base  # the exchange the current decision is for
+        self.ex_hit = False
+        self.fired_for = -2  # the decision already reported by fire_once
+        self.done_for = -2  # the decision a one-shot toxic (stall, half_close) acted on
+
+    def reroll(self) -> None:
+        """Toxicity or scope changed: decide again (a new decision, with a new ordinal)."""
+        toxic = self.toxic
+        self.per_exchange = toxic.scope == "exchange" and toxic.kind.rolls_per_connection
+        if self.per_exchange:
+            self.active = True
+            self.ex = self.link.conn.exchanges  # roll from the next exchange on
+            self.ex_hit = False
+        elif toxic.kind.rolls_per_connection:
+            self.decision, self.active = toxic.decide("connection")
+
+    def hit(self, ex: int) -> bool:
+        """With scope ``exchange``: does the toxic act on exchange ``ex``? (rolled once each)
+
+        Exchanges that began before the toxic was attached are not rolled for: they
+        pass untouched.
+        """
+        if ex != self.ex:
+            self.ex = ex
+            if ex <= self.ex_base:
+                self.ex_hit = False
+            else:
+                self.decision, self.ex_hit = self.toxic.decide("exchange")
+                self.bytes = 0
+        return self.ex_hit
+
+    async def sleep(self, delay: float | None) -> None:
+        """Sleep (``None``: until removed), but wake at once if the toxic is removed."""
+        if self.removed or (delay is not None and delay <= 0):
+            return
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        handle = None
+        if delay is not None:
+            asked = delay - _lateness.lead(delay)
+            start = monotonic()
+            handle = loop.call_later(asked, _done, fut)
+        self.waiters.add(fut)
+        try:
+            await fut
+        finally:
+            if handle is not None:
+                handle.cancel()
+            self.waiters.discard(fut)
+        if handle is not None and not self.removed:
+            _lateness.observe(monotonic() - start - asked)
+
+    def detach(self) -> None:
+        """Mark removed, cancel timers, wake every sleeper, settle the ``seen`` counters."""
+        self.removed = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        for fut in list(self.waiters):
+            _done(fut)
+        self.settle()
+
+    def settle(self) -> None:
+        """Add what this stub saw to its toxic's counters (once)."""
+        if not self.settled:
+            self.settled = True
+            counters = self.toxic.counters
+            counters.bytes += self.link.nbytes - self.bytes_base
+            counters.exchanges += self.link.conn.exchanges - self.ex_base
+
+    def live_seen(self) -> tuple[int, int]:
+        """(bytes, exchanges) seen so far and not yet settled."""
+        if self.settled:
+            return 0, 0
+        return self.link.nbytes - self.bytes_base, self.link.conn.exchanges - self.ex_base
+
+    def fire(self, detail: str) -> None:
+        """Record that this toxic acted (a ``toxic_fired`` event, aggregated)."""
+        self.fired_for = self.decision
+        fired = self.toxic.fired
+        if fired is not None:
+            fired.fire(detail, self.decision, self.link.conn.ordinal)
+
+    def fire_once(self, detail: str) -> None:
+        """:meth:`fire`, once per decision (toxics that act on every chunk)."""
+        if self.fired_for != self.decision:
+            self.fire(detail)

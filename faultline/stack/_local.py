@@ -318,7 +318,7 @@ class LocalStack:
         assert self.run_dir is not None
         port = free_port()
         argv = [sys.executable, "-m", "faultline", "proxy", "serve", "--host", LOOPBACK,
-                "--port", str(port), "--events-file", str(self.run_dir / "proxy-events.jsonl")]
+                "--port", str(port), "--events-file", str(self.logs_dir / "proxy-events.jsonl")]
         if self.proxy_seed is not None:
             argv += ["--seed", str(self.proxy_seed)]
         log_path = self.logs_dir / "proxy.log"

@@ -145,3 +145,61 @@ def recv_all(sock: socket.socket) -> bytes:
         if not chunk:
             return data
         data += chunk
+
+
+def read_to_end(sock: socket.socket) -> tuple[bytes, bool]:
+    """Everything the peer sends, and whether the connection ended in a reset."""
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except ConnectionResetError:
+        return data, True
+    return data, False
+
+
+def turn(sock: socket.socket, payload: bytes) -> bytes:
+    """One request/reply turn with an echo upstream: send, read the same length back."""
+    sock.sendall(payload)
+    return recv_exactly(sock, len(payload))
+
+
+def pattern_seed(proxy: str, toxic: str, scope: str, pattern: list[bool],
+                 toxicity: float = 0.5) -> int:
+    """The first seed whose first decisions of ``toxic`` hit exactly as ``pattern`` says.
+
+    Decisions are a pure function of (seed, proxy, toxic, scope, n), so a test can pick a
+    seed that makes, say, the third exchange the one that is hit.
+    """
+    from faultline.proxy._seed import decision
+
+    for seed in range(100_000):
+        if all((decision(seed, proxy, toxic, scope, n) < toxicity) == hit
+               for n, hit in enumerate(pattern)):
+            return seed
+    raise AssertionError("no seed found")
+
+
+def fired(events: list[dict[str, object]], toxic: str) -> list[dict[str, object]]:
+    """The ``toxic_fired`` events of one toxic."""
+    return [e for e in events if e["event"] == "toxic_fired"
+            and isinstance(e.get("toxic"), dict) and e["toxic"]["name"] == toxic]  # type: ignore[index]
+
+
+def wait_idle(server: ServedProxy, proxy: str, timeout: float = 5.0) -> None:
+    """Wait until ``proxy`` has no live connection (closes finish asynchronously)."""
+    import re
+    import time
+    import urllib.request
+
+    pattern = re.compile(rf'^faultline_proxy_connections\{{proxy="{re.escape(proxy)}"\}} (\d+)$',
+                         re.MULTILINE)
+    deadline = time.monotonic() + timeout
+    while True:
+        with urllib.request.urlopen(f"{server.url}/metrics", timeout=5) as response:
+            found = pattern.search(response.read().decode())
+        if found is None or found.group(1) == "0":
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{proxy} still has {found.group(1)} connections")
+        time.sleep(0.02)

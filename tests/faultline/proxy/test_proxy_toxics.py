@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from proxy_helpers import Upstream, connect, recv_all, recv_exactly
 
-from faultline.proxy._toxic import derive_rng
+from faultline.proxy._seed import decision, stub_rng
 from faultline.proxy._toxiproxy_toxics import slice_offsets
 from faultline.proxy.client import ProxyClient
 
@@ -102,11 +102,17 @@ def test_seeded_jitter_repeats(api: ProxyClient, echo_upstream: Upstream) -> Non
 
 
 def test_rng_derivation_is_stable_and_distinct() -> None:
-    a = [derive_rng(7, "p", 0, "t").random() for _ in range(3)]
-    assert a == [derive_rng(7, "p", 0, "t").random() for _ in range(3)]
-    assert derive_rng(7, "p", 0, "t").random() != derive_rng(8, "p", 0, "t").random()
-    assert derive_rng(7, "p", 0, "t").random() != derive_rng(7, "p", 1, "t").random()
-    offsets = slice_offsets(derive_rng(1, "p", 0, "s"), 0, 1000, 100, 30)
+    a = [stub_rng(7, "p", "t", 0).random() for _ in range(3)]
+    assert a == [stub_rng(7, "p", "t", 0).random() for _ in range(3)]
+    assert stub_rng(7, "p", "t", 0).random() != stub_rng(8, "p", "t", 0).random()
+    assert stub_rng(7, "p", "t", 0).random() != stub_rng(7, "p", "t", 1).random()
+    assert decision(7, "p", "t", "exchange", 3) == decision(7, "p", "t", "exchange", 3)
+    draws = {decision(7, "p", "t", scope, n) for scope in ("connection", "exchange")
+             for n in range(50)}
+    assert len(draws) == 100  # distinct per scope and ordinal
+    assert all(0.0 <= d < 1.0 for d in draws)
+    assert decision(7, "p", "t", "exchange", 3) != decision(8, "p", "t", "exchange", 3)
+    offsets = slice_offsets(stub_rng(1, "p", "s", 0), 0, 1000, 100, 30)
     assert offsets[0] == 0
     assert offsets[-1] == 1000
     pieces = [offsets[i] - offsets[i - 1] for i in range(1, len(offsets), 2)]
