@@ -18,7 +18,7 @@ API summary::
 """
 
 from ._draw import Drill, DrillGenerator
-from ._explore import DrillRun, ExploreOptions, ExploreResult, Explorer, Finding
+from ._explore import DrillRun, ExploreOptions, Explorer, ExploreResult, Finding
 from ._failure import Failure
 from ._folder import ExploreFolder
 from ._patterns import PATTERNS, Pattern

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from typing import Any
 
 from faultline.scenario import TOXIC_ATTRIBUTES
@@ -36,7 +37,7 @@ def nice(x: float) -> float:
     """``x`` with two significant digits (an int from 10 on)."""
     if x <= 0:
         return 0
-    digits = 1 - int(math.floor(math.log10(abs(x))))
+    digits = 1 - math.floor(math.log10(abs(x)))
     value = round(x, digits)
     return int(value) if value >= 10 or value == int(value) else value
 
@@ -139,7 +140,7 @@ def draw_action(rng: random.Random, space: FaultSpace, duration: float, *,
     return {"at": at, "for": length, "action": action}
 
 
-_DRAW = {"toxic": draw_toxic, "kill": draw_kill, "pause": draw_pause,
+_DRAW: dict[str, Callable[..., dict[str, Any]]] = {"toxic": draw_toxic, "kill": draw_kill, "pause": draw_pause,
          "restart": draw_restart, "action": draw_action}
 
 
@@ -161,7 +162,7 @@ def draw_trigger(rng: random.Random, space: FaultSpace, load: dict[str, Any],
     metric = pick(rng, {m: 1.0 for m in space.metrics})
     spread = space.metrics[metric]
     above = nice(spread.draw(rng))
-    return {"metric": metric, "above": int(round(above)) if spread.low >= 1 else above}
+    return {"metric": metric, "above": round(above) if spread.low >= 1 else above}
 
 
 def draw_load(rng: random.Random, space: FaultSpace) -> dict[str, Any]:

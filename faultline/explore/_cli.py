@@ -128,7 +128,7 @@ def _summary(result: Any, paths: dict[str, Path]) -> None:
           f"{result.exit_code}")
     if result.finding is not None:
         f = result.finding
-        mini = f.shrink.minimal
+        mini = f.minimal
         print(f"found: {f.drill.failure.describe()} in drill {f.drill.index} "
               f"({f.drill.name})")
         print(f"minimal: {f.minimal_file} ({len(mini.get('faults') or [])} fault(s), "

@@ -111,37 +111,45 @@ def _tight_in_place(d: Data) -> bool:
     return True
 
 
-def _halve(index: int, key: str) -> Callable[[Data], Data | None]:
+def _halve(index: int, key: str, bold: bool) -> Callable[[Data], Data | None]:
     def apply(data: Data) -> Data | None:
         def change(d: Data) -> bool:
             fault = d["faults"][index]
             if key not in fault or float(fault[key]) <= MIN_WINDOW:
                 return False
-            fault[key] = seconds(max(MIN_WINDOW, float(fault[key]) / 2))
+            value = MIN_WINDOW if bold else float(fault[key]) / 2
+            fault[key] = seconds(max(MIN_WINDOW, value))
             return True
         return _edit(data, change)
     return apply
 
 
-def _fewer_users(data: Data) -> Data | None:
-    def change(d: Data) -> bool:
-        users = int(d["load"]["users"])
-        if users <= 1:
-            return False
-        d["load"]["users"] = max(1, users // 2)
-        return True
-    return _edit(data, change)
+def _fewer_users(bold: bool) -> Callable[[Data], Data | None]:
+    def apply(data: Data) -> Data | None:
+        def change(d: Data) -> bool:
+            users = int(d["load"]["users"])
+            if users <= 1:
+                return False
+            d["load"]["users"] = 1 if bold else max(1, users // 2)
+            return True
+        return _edit(data, change)
+    return apply
 
 
-def shorten_edits(data: Data) -> list[Edit]:
-    """Edits that make the drill take less time (or fewer users)."""
-    edits = [Edit("end the load soon after the last fault heals", _tight),
-             Edit("start the faults at 1s", _earlier)]
+def shorten_edits(data: Data, *, bold: bool = False) -> list[Edit]:
+    """Edits that make the drill take less time (or fewer users). ``bold`` jumps to the
+    shortest at once (a first round); otherwise values are halved (later rounds)."""
+    edits = []
     for i, fault in enumerate(data.get("faults") or []):
         for key in ("for", "restart_after"):
             if key in fault and float(fault[key]) > MIN_WINDOW:
-                edits.append(Edit(f"halve fault {i + 1}'s {key}", _halve(i, key)))
-    edits.append(Edit("half the users", _fewer_users))
+                what = f"fault {i + 1}'s {key} {MIN_WINDOW:g}s" if bold else \
+                    f"halve fault {i + 1}'s {key}"
+                edits.append(Edit(what, _halve(i, key, bold)))
+    edits.append(Edit("one user" if bold else "half the users", _fewer_users(bold)))
+    # last, so that they measure the windows as the edits above left them
+    edits += [Edit("start the faults at 1s", _earlier),
+              Edit("end the load soon after the last fault heals", _tight)]
     return edits
 
 
@@ -190,14 +198,16 @@ def _fixed_start(index: int, started: float) -> Callable[[Data], Data | None]:
                 return False
             del fault["when"]
             fault["at"] = seconds(max(float(fault["at"]), started))
-            return fault["at"] < d["load"]["duration"]
+            return bool(fault["at"] < d["load"]["duration"])
         return _edit(data, change)
     return apply
 
 
-def simplify_edits(data: Data, started: Sequence[float | None] = ()) -> list[Edit]:
+def simplify_edits(data: Data, started: Sequence[float | None] = (), *,
+                   bold: bool = False) -> list[Edit]:
     """Edits that make the drill simpler to read; ``started`` are the seconds at which
-    each fault really started in the last failing run (for triggered faults)."""
+    each fault really started in the last failing run (for triggered faults); ``bold``
+    jumps to the mildest values at once."""
     load = data["load"]
     edits = [Edit("steady load", _steady)] if load.get("profile", "steady") != "steady" else []
     if "mix" in load:
@@ -210,13 +220,13 @@ def simplify_edits(data: Data, started: Sequence[float | None] = ()) -> list[Edi
             edits.append(Edit(f"start fault {n} at {started[i]:g}s instead of on its trigger",
                               _fixed_start(i, float(started[i] or 0))))
         if "toxic" in fault:
-            edits += _toxic_edits(i, fault)
+            edits += _toxic_edits(i, fault, bold)
         if fault.get("signal", "SIGKILL") != "SIGKILL":
             edits.append(_drop(("faults", i, "signal"), f"fault {n}: SIGKILL"))
     return edits
 
 
-def _toxic_edits(i: int, fault: dict[str, Any]) -> list[Edit]:
+def _toxic_edits(i: int, fault: dict[str, Any], bold: bool) -> list[Edit]:
     n = i + 1
     edits = [_drop(("faults", i, "toxicity"), f"fault {n}: toxicity 1"),
              _drop(("faults", i, "stream"), f"fault {n}: downstream"),
@@ -233,7 +243,10 @@ def _toxic_edits(i: int, fault: dict[str, Any]) -> list[Edit]:
             continue
         direction, limit = rule
         value = float(fault[attr])
-        milder = max(limit, value / 2) if direction == "down" else min(limit, value * 2)
+        if bold:
+            milder = limit
+        else:
+            milder = max(limit, value / 2) if direction == "down" else min(limit, value * 2)
         if milder != value:
             edits.append(Edit(f"fault {n}: {attr} {int(nice(milder))}",
                               _set(i, attr, int(nice(milder)))))

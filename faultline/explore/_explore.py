@@ -93,6 +93,8 @@ class Finding:
 
     drill: DrillRun
     original: dict[str, Any]
+    #: the minimal drill as written to ``minimal.yaml``
+    minimal: dict[str, Any]
     shrink: ShrinkResult
     minimal_file: Path
     replay: str
@@ -197,7 +199,7 @@ class Explorer:
         result = shrinker.shrink(original, started=run.started)
         minimal = self._minimal(result, run, target)
         self.folder.minimal.write_text(minimal.text())
-        return Finding(drill=run, original=original, shrink=result,
+        return Finding(drill=run, original=original, minimal=minimal.data, shrink=result,
                        minimal_file=self.folder.minimal, replay=self.replay(result.seed))
 
     def _minimal(self, result: ShrinkResult, run: DrillRun, target: Failure) -> Drill:

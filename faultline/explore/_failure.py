@@ -44,6 +44,8 @@ class Failure:
     failed: tuple[tuple[str, frozenset[str]], ...]
     #: the first error record of ``checker`` (reports: what the violation looked like)
     example: dict[str, Any] | None = None
+    #: ``checker`` failed in the steady-state probe, before any fault was injected
+    steady: bool = False
 
     @classmethod
     def of(cls, exit_code: int, results: Iterable[Any]) -> Failure | None:
@@ -63,8 +65,11 @@ class Failure:
         invariants = [r for r in broken if r.get("kind") != "slo"]
         first = (invariants or broken)[0]
         errors = list(first.get("errors") or [])
-        return cls(exit_code=exit_code, checker=_checker(str(first["name"])),
-                   failed=tuple(failed.items()), example=errors[0] if errors else None)
+        checker = _checker(str(first["name"]))
+        steady = all(str(r["name"]).endswith(_STEADY) for r in broken
+                     if _checker(str(r["name"])) == checker)
+        return cls(exit_code=exit_code, checker=checker, failed=tuple(failed.items()),
+                   example=errors[0] if errors else None, steady=steady)
 
     @property
     def kinds(self) -> frozenset[str]:
@@ -94,4 +99,4 @@ class Failure:
         return {"exit_code": self.exit_code, "checker": self.checker,
                 "kinds": sorted(self.kinds),
                 "failed": {name: sorted(kinds) for name, kinds in self.failed},
-                "example": self.example}
+                "example": self.example, "steady_state": self.steady}

@@ -46,7 +46,7 @@ def _finding_json(f: Finding) -> dict[str, Any]:
     return {
         "drill": f.drill.index, "failure": target.to_json(),
         "original": f.original, "original_size": _size(f.original),
-        "minimal": f.shrink.minimal, "minimal_size": _size(f.shrink.minimal),
+        "minimal": f.minimal, "minimal_size": _size(f.minimal),
         "minimal_file": str(f.minimal_file), "seed": f.shrink.seed, "replay": f.replay,
         "shrink": {"runs": f.shrink.runs, "stopped": f.shrink.stopped, "steps": [
             {"number": s.number, "stage": s.stage, "what": s.what, "accepted": s.accepted,
@@ -75,7 +75,7 @@ def explore_json(result: ExploreResult, opts: ExploreOptions, space: FaultSpace,
 
 
 def _minutes(seconds: float) -> str:
-    s = int(round(seconds))
+    s = round(seconds)
     return f"{s // 60}m{s % 60:02d}s"
 
 
@@ -86,7 +86,7 @@ def _load_words(data: dict[str, Any]) -> str:
 def _finding_md(f: Finding, folder: Path) -> list[str]:
     target = f.drill.failure
     assert target is not None
-    orig, mini = _size(f.original), _size(f.shrink.minimal)
+    orig, mini = _size(f.original), _size(f.minimal)
     rel = Path(f.drill.file).relative_to(folder) if f.drill.file.startswith(str(folder)) else \
         Path(f.drill.file)
     out = [f"## Found: `{target.checker}` ({', '.join(sorted(target.kinds)) or 'no kinds'})", "",
@@ -95,19 +95,23 @@ def _finding_md(f: Finding, folder: Path) -> list[str]:
     if target.example is not None:
         out += ["First error record of the checker:", "", "```json",
                 json.dumps(target.example, default=str)[:1500], "```", ""]
+    last = next((s for s in reversed(f.shrink.steps) if s.accepted), None)
+    kept = next((t for t in reversed(last.trials) if t.failure), None) if last else None
+    if kept is not None and kept.failure is not None and kept.failure.steady:
+        out += ["The minimal drill fails in the **steady-state probe**, before any fault: "
+                "this failure needs load alone (a race), no fault.", ""]
     out += [f"Shrunk in {f.shrink.runs} drill runs ({f.shrink.stopped}) to "
             f"`{f.minimal_file.name}`: **{mini['faults']} fault(s), "
             f"{mini['load_seconds']:g} s of load**, {mini['users']} users.", "",
             "Replay it:", "", "```sh", f.replay, "```", "",
             "| | original | minimal |", "|---|---|---|",
             f"| faults | {orig['faults']} | {mini['faults']} |",
-            f"| load | {_load_words(f.original)} | {_load_words(f.shrink.minimal)} |", ""]
-    for data, title in ((f.original, "original"), (f.shrink.minimal, "minimal")):
+            f"| load | {_load_words(f.original)} | {_load_words(f.minimal)} |", ""]
+    for data, title in ((f.original, "original"), (f.minimal, "minimal")):
         out.append(f"- {title}: " + ("; ".join(describe_fault(x) for x in data.get("faults") or [])
                                      or "no fault"))
-    out += ["", "<table><tr><th>original (drill {})</th><th>minimal</th></tr><tr>".format(
-        f.drill.index)]
-    for data in (f.original, f.shrink.minimal):
+    out += ["", f"<table><tr><th>original (drill {f.drill.index})</th><th>minimal</th></tr><tr>"]
+    for data in (f.original, f.minimal):
         out.append(f"<td><pre>{html.escape(Drill(0, data).text())}</pre></td>")
     out += ["</tr></table>", "", "### Shrink steps", "",
             "What \"the same failure\" means: the same checker false with an error of the "
@@ -163,7 +167,7 @@ def write_junit(path: Path, result: ExploreResult, space: FaultSpace) -> Path:
                                  type="invariant" if d.exit_code == 1 else "slo")
             node.text = (f"{d.reason}\nminimal: {finding.minimal_file}\n"
                          f"replay: {finding.replay}\n\n"
-                         + Drill(0, finding.shrink.minimal).text())
+                         + Drill(0, finding.minimal).text())
         elif d.exit_code in (1, 2):
             counts["failures"] += 1
             ET.SubElement(case, "failure", message=d.reason)

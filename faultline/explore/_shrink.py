@@ -1,7 +1,9 @@
 """Shrinking a failing drill to a minimal one that still fails the same way.
 
-First delta debugging of the fault list (Zeller's ddmin: drop halves, quarters, ...
-then single faults; first of all, no fault at all — a race that needs only load); then,
+First delta debugging of the fault list (Zeller's ddmin: no fault at all first — a
+race that needs only load —, then halves, quarters, ... of a long list, then each
+fault on its own, in one pass: with k tries a needed fault costs k runs to prove, so
+drills' short lists go straight to the finest grain); then,
 while either gains, shorter (:func:`shorten_edits`) and simpler
 (:func:`simplify_edits`). The edits of one pass are tried all at once, and
 split in halves when the failure does not survive them all, so that a pass whose edits
@@ -34,6 +36,8 @@ from ._seeds import try_seeds
 __all__ = ["ShrinkResult", "ShrinkStep", "Shrinker", "Trial"]
 
 Data = dict[str, Any]
+#: fault lists longer than this are first cut in halves, quarters, ... (ddmin)
+COARSE = 8
 
 
 @dataclass
@@ -157,7 +161,7 @@ class Shrinker:
         half in turn (recursively). Returns the new drill and whether anything held."""
         if not edits:
             return data, False
-        candidate, names = data, []
+        candidate, names = data, list[str]()
         for edit in edits:
             changed = edit.apply(candidate)
             if changed is not None:
@@ -176,7 +180,8 @@ class Shrinker:
 
     # ------------------------------------------------------------ passes
     def _faults(self, data: Data) -> tuple[Data, bool]:
-        """ddmin over the fault list (the empty list first)."""
+        """Delta debugging of the fault list: none at all first; halves, quarters, ...
+        while the list is long (ddmin); then each fault on its own, in order."""
         faults = list(data.get("faults") or [])
         if not faults:
             return data, False
@@ -185,46 +190,53 @@ class Shrinker:
             return {**data, "faults": [copy.deepcopy(faults[i]) for i in keep]}
 
         def removed(keep: list[int]) -> str:
+            if not keep:
+                return "remove every fault"
             gone = [str(i + 1) for i in range(len(faults)) if i not in keep]
             return f"remove fault{'s' if len(gone) > 1 else ''} {', '.join(gone)}"
 
-        if self._fails(with_faults([]), "faults", "remove every fault"):
+        def fails(keep: list[int]) -> bool:
+            return self._fails(with_faults(keep), "faults", removed(keep))
+
+        if fails([]):
             return with_faults([]), True
         keep = list(range(len(faults)))
         n = 2
-        gained = False
-        while len(keep) >= 2:
+        while len(keep) > COARSE:  # ddmin's coarse steps pay off on long lists only
             size = -(-len(keep) // n)
             chunks = [keep[i:i + size] for i in range(0, len(keep), size)]
-            reduced = False
-            for chunk in chunks:  # one chunk alone fails: keep only it
-                if len(chunks) > 2 and self._fails(with_faults(chunk), "faults",
-                                                   removed(chunk)):
-                    keep, n, reduced = chunk, 2, True
-                    break
-            if not reduced:
-                for chunk in chunks:  # the rest without one chunk fails: drop the chunk
-                    rest = [i for i in keep if i not in chunk]
-                    if rest and self._fails(with_faults(rest), "faults", removed(rest)):
-                        keep, n, reduced = rest, max(n - 1, 2), True
-                        break
-            if reduced:
-                gained = True
+            found = next((c for c in chunks if n > 2 and fails(c)), None)
+            if found is not None:
+                keep, n = found, 2
                 continue
-            if n >= len(keep):
+            rest = next((r for c in chunks if (r := [i for i in keep if i not in c])
+                         and fails(r)), None)
+            if rest is not None:
+                keep, n = rest, max(n - 1, 2)
+            elif n >= len(keep):
                 break
-            n = min(len(keep), n * 2)
-        return with_faults(keep), gained
+            else:
+                n = min(len(keep), n * 2)
+        # the finest grain: each fault once (a needed fault costs ``tries`` runs to
+        # prove, an unneeded one usually a single run), without starting over
+        i = 0
+        while i < len(keep) and len(keep) > 1:
+            rest = keep[:i] + keep[i + 1:]
+            if fails(rest):
+                keep = rest
+            else:
+                i += 1
+        return with_faults(keep), len(keep) < len(faults)
 
-    def _shorten(self, data: Data) -> tuple[Data, bool]:
-        return self._try_all(data, shorten_edits(data), "shorter")
+    def _shorten(self, data: Data, bold: bool) -> tuple[Data, bool]:
+        return self._try_all(data, shorten_edits(data, bold=bold), "shorter")
 
-    def _simplify(self, data: Data) -> tuple[Data, bool]:
+    def _simplify(self, data: Data, bold: bool) -> tuple[Data, bool]:
         started = self.started if len(self.started) == len(data.get("faults") or []) else []
-        return self._try_all(data, simplify_edits(data, started), "simpler")
+        return self._try_all(data, simplify_edits(data, started, bold=bold), "simpler")
 
     def shrink(self, data: Data, *, started: Sequence[float | None] = (),
-               rounds: int = 4) -> ShrinkResult:
+               rounds: int = 6) -> ShrinkResult:
         """The smallest drill found from ``data`` (which failed like the target with
         ``seed``; ``started`` are its faults' real start times)."""
         self.started = list(started)
@@ -234,10 +246,12 @@ class Shrinker:
             # which faults are needed is decided once: shorter windows and milder values
             # rarely make a needed fault unneeded, and each ddmin costs n + 1 candidates
             current, _ = self._faults(current)
-            for _ in range(rounds):
-                current, shorter = self._shorten(current)
-                current, simpler = self._simplify(current)
-                if not (shorter or simpler):
+            for n in range(rounds):
+                # the first round jumps to the shortest and mildest values; later
+                # rounds halve what the failure did not survive losing at once
+                current, shorter = self._shorten(current, bold=n == 0)
+                current, simpler = self._simplify(current, bold=n == 0)
+                if n > 0 and not (shorter or simpler):
                     break
         except _Exhausted as exc:  # the budget ran out inside a pass: the last kept one
             stopped, current = exc.why, self.best

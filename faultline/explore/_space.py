@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from faultline.scenario import SIGNALS, TOXIC_ATTRIBUTES, TOXIC_TYPES
+from faultline.scenario import TOXIC_ATTRIBUTES, TOXIC_TYPES
 from faultline.scenario._system import HTTP_ONLY
 from faultline.system import PROCESS_FAULTS, SystemProfile
 
@@ -223,6 +223,8 @@ class FaultSpace:
         for fault in PROCESS_FAULTS:
             present[fault] = bool(out.services_taking(fault))
         kinds = {k: w for k, w in kinds.items() if present.get(k, False)}
+        if "pattern" not in kinds:
+            patterns = {}
         return dataclasses.replace(out, patterns=patterns, kinds=kinds)
 
     def _drawable_toxic(self, toxic: str) -> bool:

@@ -117,7 +117,7 @@ class FaultsFile(_Model):
     triggered: Share | None = None
     triggers: dict[Literal["operations", "metric"], Weight] | None = None
     metrics: dict[str, Numbers] | None = None
-    ops_per_user: float | None = Field(None, gt=0)
+    ops_per_user: Annotated[float, Field(gt=0)] | None = None
     attributes: dict[str, dict[str, Any]] | None = None
     window: Seconds | None = None
     restart_after: Seconds | None = None
@@ -243,11 +243,11 @@ def _apply(spec: SpaceFile, base: FaultSpace) -> FaultSpace:
     for key in ("users", "duration", "spike_multiplier"):
         value = getattr(lf, key)
         if value is not None:
-            load_changes[key] = Range(*value, log=False)
+            load_changes[key] = Range(value[0], value[1])
     if lf.random_mix is not None:
         load_changes["random_mix"] = lf.random_mix
     if lf.params is not None:
-        load_changes["params"] = {k: Range(*v) for k, v in lf.params.items()}
+        load_changes["params"] = {k: Range(v[0], v[1]) for k, v in lf.params.items()}
     if load_changes:
         changes["load"] = dataclasses.replace(load, **load_changes)
     for key, names in (("hops", list(base.hops)), ("services", list(base.services)),
@@ -265,9 +265,9 @@ def _apply(spec: SpaceFile, base: FaultSpace) -> FaultSpace:
             changes[key] = getattr(f, key)
     for key in ("toxicity", "window", "restart_after"):
         if getattr(f, key) is not None:
-            changes[key] = Range(*getattr(f, key))
+            changes[key] = Range(*getattr(f, key)[:2])
     if f.metrics is not None:
-        changes["metrics"] = {m: Range(*r) for m, r in f.metrics.items()}
+        changes["metrics"] = {m: Range(r[0], r[1]) for m, r in f.metrics.items()}
     if f.attributes:
         attributes = {t: dict(a) for t, a in base.attributes.items()}
         for toxic, attrs in f.attributes.items():

@@ -1,0 +1,179 @@
+"""The schedule generator: seeded, only valid scenarios, and the whole space reachable.
+
+Every drawn drill must load through the ordinary scenario loader against the profile
+(the engine runs nothing else), the same seed must draw the same drills whatever order
+they are drawn in, and over many draws every hop, toxic, service, fault kind, action,
+trigger and pattern must come up — while nothing the profile forbids (``http_error`` on
+a database hop, a kill of a service that only restarts) ever does.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from faultline.explore import PATTERNS, DrillGenerator, FaultSpace, derive_seed, try_seeds
+from faultline.scenario import SIGNALS, TOXIC_TYPES, KillFault, ToxicFault, parse_scenario
+from faultline.system import Hop, Service, SystemProfile, load_profile
+
+PAYMENTS = load_profile("payments")
+#: draws for the reachability test: enough that a choice of ~1 % shows up, fast (~2 s)
+MANY = 600
+
+
+@pytest.fixture(scope="module")
+def drawn() -> list[Any]:
+    generator = DrillGenerator(FaultSpace.from_profile(PAYMENTS), seed=11)
+    return [generator.draw(i) for i in range(1, MANY + 1)]
+
+
+@pytest.fixture(scope="module")
+def parsed(drawn: list[Any]) -> list[Any]:
+    return [parse_scenario(d.text(), d.name, profile=PAYMENTS) for d in drawn]
+
+
+def test_the_same_seed_draws_the_same_drills_in_any_order() -> None:
+    space = FaultSpace.from_profile(PAYMENTS)
+    forward = [DrillGenerator(space, 5).draw(i).text() for i in range(1, 31)]
+    backward = [DrillGenerator(space, 5).draw(i).text() for i in range(30, 0, -1)]
+    assert forward == backward[::-1]
+    other = [DrillGenerator(space, 6).draw(i).text() for i in range(1, 31)]
+    assert sum(a != b for a, b in zip(forward, other, strict=True)) >= 29
+    # each drill has its own scenario seed (the load's and the proxy's rolls)
+    seeds = [DrillGenerator(space, 5).draw(i).seed for i in range(1, 31)]
+    assert len(set(seeds)) == 30
+
+
+def test_seed_derivation_is_pinned() -> None:
+    """Recorded explorations replay only while these stay what they were."""
+    assert derive_seed("draw", 1, 1) == 2087673595
+    assert try_seeds(7, 3)[0] == 7
+    assert try_seeds(7, 3) == [7, derive_seed("try", 7, 1), derive_seed("try", 7, 2)]
+    assert all(0 <= s < 2**31 for s in try_seeds(123, 10))
+
+
+def test_every_drawn_drill_is_a_valid_scenario(drawn: list[Any], parsed: list[Any]) -> None:
+    for drill, scn in zip(drawn, parsed, strict=True):
+        assert scn.name == drill.name
+        assert scn.seed == drill.seed
+        assert len(scn.faults) == len(drill.faults) >= 1
+        assert 10 <= scn.load.duration <= 18
+        for fault in scn.faults:
+            assert fault.at < scn.load.duration
+            if fault.end is not None:  # windows heal before the load ends
+                assert fault.end < scn.load.duration, drill.text()
+
+
+def test_the_whole_space_is_reachable(parsed: list[Any]) -> None:
+    seen: Counter[str] = Counter()
+    for scn in parsed:
+        seen[f"profile:{scn.load.profile}"] += 1
+        for f in scn.faults:
+            seen[f"kind:{f.kind}"] += 1
+            if f.when is not None:
+                seen["when:" + ("operations" if f.when.operations else "metric")] += 1
+            if isinstance(f, ToxicFault):
+                seen[f"hop:{f.hop}"] += 1
+                seen[f"toxic:{f.toxic}"] += 1
+                if f.toxic != "down":
+                    seen[f"stream:{f.stream}"] += 1
+                    seen[f"scope:{f.scope}"] += 1
+                    seen["toxicity<1" if f.toxicity < 1 else "toxicity=1"] += 1
+            elif f.kind == "action":
+                seen[f"action:{f.target}"] += 1
+            else:
+                seen[f"service:{f.target}"] += 1
+                seen[f"{f.kind}:{f.target}"] += 1
+            if isinstance(f, KillFault):
+                seen[f"signal:{f.signal}"] += 1
+                seen["restart_after" if f.restart_after is not None else "stays_down"] += 1
+    expected = {f"hop:{h.name}" for h in PAYMENTS.hops}
+    expected |= {f"toxic:{t}" for t in TOXIC_TYPES}
+    expected |= {f"service:{s.name}" for s in PAYMENTS.services}
+    expected |= {f"{k}:{s.name}" for s in PAYMENTS.services for k in s.faults}
+    expected |= {f"kind:{k}" for k in ("toxic", "kill", "pause", "restart", "action")}
+    expected |= {f"action:{a}" for a in PAYMENTS.actions}
+    expected |= {f"signal:{s}" for s in SIGNALS}
+    expected |= {"when:operations", "when:metric", "stream:upstream", "stream:downstream",
+                 "scope:connection", "scope:exchange", "toxicity<1", "toxicity=1",
+                 "restart_after", "stays_down", "profile:steady", "profile:ramp",
+                 "profile:spike"}
+    assert expected - set(seen) == set()
+
+
+def test_every_pattern_is_drawn(drawn: list[Any]) -> None:
+    patterns = Counter(item.split(":", 1)[1] for d in drawn for item in d.items
+                       if item.startswith("pattern:"))
+    assert set(patterns) == set(PATTERNS)
+    overlapping = 0
+    for d in drawn:
+        windows = [(f["at"], f["at"] + f.get("for", 0)) for f in d.faults]
+        overlapping += any(a[0] < b[0] < a[1] for a in windows for b in windows if a != b)
+    assert overlapping > MANY // 5  # faults overlap, as in incidents
+
+
+def test_protocols_are_respected(parsed: list[Any]) -> None:
+    http = {h.name for h in PAYMENTS.hops if h.protocol == "http"}
+    errors = [f.hop for scn in parsed for f in scn.faults
+              if isinstance(f, ToxicFault) and f.toxic == "http_error"]
+    assert errors
+    assert set(errors) <= http
+
+
+def _profile(**changes: Any) -> SystemProfile:
+    fields = {"name": "shop", "description": "a test system",
+              "hops": (Hop("web->db", "web_db", "web", "db", "postgres"),
+                       Hop("web->search", "web_search", "web", "search", "http"),
+                       Hop("web->queue", "web_queue", "web", "queue", "tcp")),
+              "services": (Service("db", "database", faults=("restart",)),
+                           Service("web", "api"),
+                           Service("queue", "queue", faults=("pause",))),
+              "workload": PAYMENTS.workload, "invariants": ("conservation",),
+              "launchers": {"local": lambda **kw: None}, "snapshot": lambda s, k: None,
+              "settle_status": lambda s: []}
+    fields.update(changes)
+    return SystemProfile(**fields)
+
+
+def test_the_space_is_built_from_the_profile_and_grows_with_it() -> None:
+    shop = _profile()
+    drills = [DrillGenerator(FaultSpace.from_profile(shop), 3).draw(i) for i in range(1, 301)]
+    faults = [f for d in drills for f in d.faults]
+    assert {f["hop"] for f in faults if "hop" in f} == {"web->db", "web->search", "web->queue"}
+    assert {f["kill"] for f in faults if "kill" in f} == {"web"}  # db restarts only
+    assert {f["pause"] for f in faults if "pause" in f} == {"web", "queue"}
+    assert {f["restart"] for f in faults if "restart" in f} == {"db", "web"}
+    assert {f["hop"] for f in faults if f.get("toxic") == "http_error"} == {"web->search"}
+    assert not [f for f in faults if "action" in f]  # it has none
+    grown = _profile(hops=(*shop.hops, Hop("web->cache", "web_cache", "web", "cache", "redis")))
+    more = [f for i in range(1, 301)
+            for f in DrillGenerator(FaultSpace.from_profile(grown), 3).draw(i).faults]
+    assert "web->cache" in {f.get("hop") for f in more}
+
+
+def test_a_target_without_process_control_draws_no_process_fault() -> None:
+    space = FaultSpace.from_profile(PAYMENTS, controls=frozenset(),
+                                    hops=[h.name for h in PAYMENTS.hops[:3]])
+    assert set(space.kinds) <= {"toxic", "action", "pattern"}
+    for i in range(1, 200):
+        drill = DrillGenerator(space, 1, stack="external").draw(i)
+        assert drill.data["stack"] == "external"
+        for f in drill.faults:
+            assert not {"kill", "pause", "restart"} & set(f)
+            assert f.get("hop", "api->postgres") in space.hops
+
+
+def test_drawn_files_replay_on_their_own(tmp_path: Path) -> None:
+    """A drawn file names its system and target, so ``faultline run FILE`` needs
+    nothing else."""
+    drill = DrillGenerator(FaultSpace.from_profile(PAYMENTS), 2, stack="compose",
+                           system="payments.drill:PROFILE").draw(4)
+    path = tmp_path / "d.yaml"
+    path.write_text(drill.text())
+    text = path.read_text()
+    assert "system: payments.drill:PROFILE" in text
+    assert "stack: compose" in text
+    assert text.startswith("# drawn by: faultline explore --seed 2 (drill 4")
