@@ -134,6 +134,8 @@ def _summary(result: Any, paths: dict[str, Path]) -> None:
         print(f"minimal: {f.minimal_file} ({len(mini.get('faults') or [])} fault(s), "
               f"{mini['load']['duration']:g}s of load; {f.shrink.runs} shrink runs, "
               f"{f.shrink.stopped})")
+        if not f.reproduced:
+            print("not reproduced on a fresh stack: minimal.yaml is the drill as drawn")
         print(f"replay: {f.replay}")
     else:
         print("found: nothing")

@@ -8,6 +8,14 @@ drills leave it healthy; the pool replaces it after a drill ended 3 or 4. The fi
 drill that fails (exit 1 or 2) is shrunk (:class:`Shrinker`) to ``minimal.yaml``, and
 the exploration ends: one finding, explained, beats ten unexplained ones.
 
+Shrinking runs every candidate on a **fresh stack**, as ``faultline run minimal.yaml``
+will: on a reused stack a drill inherits what the one before left behind (a breaker
+still open, a pool of broken connections, a backlog), and a candidate could "fail"
+because of its predecessor — the first real exploration did exactly that, and its
+"minimal" drill never failed again on its own. The drill as drawn is first run again
+on a fresh stack; when it does not fail in ``--tries`` runs, the finding is reported as
+not reproduced on its own (it needed the stack's history) and is not shrunk.
+
 Exit code: the finding's (1 or 2). Without one: the drills that could not be judged
 (3, 4) folded by the verdict's precedence (nothing was found, but not everything was
 looked at); 5 when every drill was vacuous (no drawn fault touched the system); else 0.
@@ -99,6 +107,11 @@ class Finding:
     minimal_file: Path
     replay: str
 
+    @property
+    def reproduced(self) -> bool:
+        """Did the drill fail again on a fresh stack (and so was shrunk)?"""
+        return self.shrink.stopped != "not reproduced"
+
 
 @dataclass
 class ExploreResult:
@@ -129,8 +142,9 @@ class Explorer:
         self.runs = 0
 
     # ------------------------------------------------------------ running files
-    def _run(self, path: Path) -> tuple[int, Any, str | None, float]:
-        """Run one scenario file; its output goes to ``<file>.log`` beside it."""
+    def _run(self, path: Path, *, fresh: bool = False) -> tuple[int, Any, str | None, float]:
+        """Run one scenario file (``fresh``: on its own stack); its output goes to
+        ``<file>.log`` beside it."""
         began = time.monotonic()
         self.runs += 1
         self.ui.update(drills=self.runs)
@@ -138,7 +152,7 @@ class Explorer:
             outcome = run_drill(path, DrillOptions(
                 bugs=list(self.opts.bugs), target=self.opts.target,
                 runs_dir=self.folder.runs, profile=self.profile, progress=False,
-                out=log, err=log), pool=self.pool)
+                out=log, err=log), pool=None if fresh else self.pool)
         run_dir = str(outcome.run_dir) if outcome.run_dir is not None else None
         return outcome.exit_code, outcome.verdict, run_dir, time.monotonic() - began
 
@@ -183,7 +197,7 @@ class Explorer:
                 f"shrink candidate {label} of drill {run.index} ({run.name})",)).text())
             self.ui.update(current=f"{label}: {len(data.get('faults') or [])} faults, "
                                    f"{data['load']['duration']:g}s")
-            code, verdict, run_dir, seconds = self._run(path)
+            code, verdict, run_dir, seconds = self._run(path, fresh=True)
             failure, started, _ = self._judged(code, verdict)
             return Trial(seed=int(data["seed"]), exit_code=code, failure=failure,
                          started=started, run_dir=run_dir, file=str(path), seconds=seconds)
@@ -194,8 +208,10 @@ class Explorer:
                            size=f"{step.faults} faults, {step.load_seconds:g}s")
 
         self.ui.update(phase="shrink")
+        self.pool.close()  # candidates run on their own stacks; the shared one is done
         shrinker = Shrinker(candidate, target, run.seed, tries=self.opts.tries,
-                            max_runs=self.opts.shrink_runs, valid=self.valid, on_step=on_step)
+                            max_runs=self.opts.shrink_runs, valid=self.valid, on_step=on_step,
+                            confirm=True)
         result = shrinker.shrink(original, started=run.started)
         minimal = self._minimal(result, run, target)
         self.folder.minimal.write_text(minimal.text())
@@ -209,13 +225,20 @@ class Explorer:
         data["name"] = f"explore-minimal-{slug(target.checker)}"
         bugs = f" with --bugs {','.join(self.opts.bugs)}" if self.opts.bugs else ""
         faults = "; ".join(describe_fault(f) for f in data.get("faults") or []) or "no fault"
-        data["description"] = (
-            f"Found by faultline explore --seed {self.opts.seed}{bugs}: drill {run.index} "
-            f"({run.name}) failed {target.describe()}; shrunk in {result.runs} runs to: "
-            f"{faults}.")
-        return Drill(run.index, data, header=(
-            f"minimal failing drill: fails {target.describe()}",
-            f"replay: {self.replay(result.seed)}"))
+        if result.stopped == "not reproduced":
+            data["description"] = (
+                f"Found by faultline explore --seed {self.opts.seed}{bugs}: drill {run.index} "
+                f"failed {target.describe()} on a stack earlier drills had run on, but not "
+                f"again on a fresh stack in {result.runs} runs: the drill as drawn, not "
+                f"shrunk. {faults}.")
+            first = f"NOT REPRODUCED on a fresh stack: drill {run.index} as drawn"
+        else:
+            data["description"] = (
+                f"Found by faultline explore --seed {self.opts.seed}{bugs}: drill {run.index} "
+                f"({run.name}) failed {target.describe()}; shrunk in {result.runs} runs to: "
+                f"{faults}.")
+            first = f"minimal failing drill: fails {target.describe()}"
+        return Drill(run.index, data, header=(first, f"replay: {self.replay(result.seed)}"))
 
     def replay(self, seed: int) -> str:
         import shlex

@@ -48,6 +48,7 @@ def _finding_json(f: Finding) -> dict[str, Any]:
         "original": f.original, "original_size": _size(f.original),
         "minimal": f.minimal, "minimal_size": _size(f.minimal),
         "minimal_file": str(f.minimal_file), "seed": f.shrink.seed, "replay": f.replay,
+        "reproduced": f.reproduced,
         "shrink": {"runs": f.shrink.runs, "stopped": f.shrink.stopped, "steps": [
             {"number": s.number, "stage": s.stage, "what": s.what, "accepted": s.accepted,
              "faults": s.faults, "load_seconds": s.load_seconds, "users": s.users,
@@ -95,6 +96,11 @@ def _finding_md(f: Finding, folder: Path) -> list[str]:
     if target.example is not None:
         out += ["First error record of the checker:", "", "```json",
                 json.dumps(target.example, default=str)[:1500], "```", ""]
+    if not f.reproduced:
+        out += ["**Not reproduced on a fresh stack**: the drill as drawn did not fail again "
+                f"in {f.shrink.runs} run(s) on a stack of its own. The violation was real on "
+                "the shared stack, but it needed what earlier drills left behind; "
+                "`minimal.yaml` is the drill as drawn, not shrunk.", ""]
     last = next((s for s in reversed(f.shrink.steps) if s.accepted), None)
     kept = next((t for t in reversed(last.trials) if t.failure), None) if last else None
     if kept is not None and kept.failure is not None and kept.failure.steady:

@@ -214,3 +214,45 @@ def test_invalid_candidates_are_never_run() -> None:
     assert shrunk.minimal["load"]["duration"] >= 10
     with pytest.raises(ValueError, match="tries"):
         Shrinker(needs(), TARGET, SEED, tries=0)
+
+
+def test_a_drill_that_does_not_fail_again_is_not_shrunk() -> None:
+    calls: list[dict[str, Any]] = []
+
+    def never(data: dict[str, Any], label: str) -> Trial:
+        calls.append(data)
+        return Trial(seed=data["seed"], exit_code=0)
+
+    shrunk = Shrinker(never, TARGET, SEED, tries=2, confirm=True).shrink(DRILL)
+    assert shrunk.stopped == "not reproduced"
+    assert [c["seed"] for c in calls] == try_seeds(SEED, 2)
+    assert shrunk.minimal["faults"] == FAULTS
+    confirmed = Shrinker(needs("redis"), TARGET, SEED, confirm=True).shrink(DRILL)
+    assert confirmed.steps[0].what == "the drill as drawn"
+    assert confirmed.steps[0].accepted
+    assert confirmed.stopped == "minimal"
+
+
+def test_cosmetic_edits_must_fail_twice_with_the_replay_seed() -> None:
+    """Fewer users make this failure flaky (it shows on every other run): the shrinker
+    drops the faults it does not need and shortens windows, but keeps the users that
+    make the failure reliable — and each kept cosmetic edit failed twice on one seed."""
+    calls = {"n": 0}
+
+    def run(data: dict[str, Any], label: str) -> Trial:
+        calls["n"] += 1
+        needed = "redis" in {ident(f) for f in data["faults"]}
+        reliable = data["load"]["users"] >= 5
+        failing = needed and (reliable or calls["n"] % 2 == 1)
+        return Trial(seed=data["seed"], exit_code=1 if failing else 0,
+                     failure=Failure.of(1, [result()]) if failing else None)
+
+    shrunk = Shrinker(run, TARGET, SEED).shrink(DRILL)
+    assert [ident(f) for f in shrunk.minimal["faults"]] == ["redis"]
+    assert shrunk.minimal["load"]["users"] >= 5
+    assert shrunk.minimal["load"]["duration"] < DRILL["load"]["duration"]
+    for step in shrunk.steps:
+        if step.accepted and step.stage in ("shorter", "simpler"):
+            assert len(step.trials) == 2
+            assert len({t.seed for t in step.trials}) == 1
+            assert all(t.exit_code == 1 for t in step.trials)
