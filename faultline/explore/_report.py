@@ -121,8 +121,9 @@ def _finding_md(f: Finding, folder: Path) -> list[str]:
         out.append(f"<td><pre>{html.escape(Drill(0, data).text())}</pre></td>")
     out += ["</tr></table>", "", "### Shrink steps", "",
             "What \"the same failure\" means: the same checker false with an error of the "
-            "same kind (docs/explore.md). A candidate is kept when one of its tries fails "
-            "that way.", "",
+            "same kind (docs/explore.md). Removing faults: kept when one of its tries "
+            "fails that way; shorter/simpler: kept when it fails twice with the replay "
+            "seed.", "",
             "| # | pass | change | kept | tries (seed: exit, same failure?) | faults | load |",
             "|---|---|---|---|---|---|---|"]
     for s in f.shrink.steps:
