@@ -166,8 +166,8 @@ def test_the_relay_bug_is_caught_through_the_cli(pool: Any, run_root: Path) -> N
         return proc.returncode
 
     code = _drill(run, 1)
-    last = max(runs.glob("*/"), key=lambda p: p.stat().st_mtime)
-    verdict = json.loads((last / "verdict.json").read_text())
+    last = max(runs.glob("*/verdict.json"), key=lambda p: p.stat().st_mtime)
+    verdict = json.loads(last.read_text())
     assert code == 1, verdict.get("reason")
     delivery = next(r for r in verdict["results"] if r["name"] == "outbox_delivered")
     assert delivery["valid"] is False, delivery

@@ -113,6 +113,16 @@ class FakeClient:
         return self.net
 
 
+@pytest.fixture(autouse=True)
+def _no_compose_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``make test-compose`` exports the CI stack's settings; these tests set their own."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("FAULTLINE_"):
+            monkeypatch.delenv(name)
+
+
 @pytest.fixture
 def fake() -> tuple[ContainerControl, FakeClient, list[str]]:
     client = FakeClient()
