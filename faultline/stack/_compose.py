@@ -38,10 +38,10 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from faultline.stack._compose_spec import ComposeError, ComposeSpec, OneOff
 from faultline.stack._containers import (
     PROJECT_LABEL,
     SERVICE_LABEL,
@@ -49,91 +49,10 @@ from faultline.stack._containers import (
     docker_client,
 )
 from faultline.stack._embedded import LOOPBACK
-from faultline.stack._launcher import StackError, StackInfo
+from faultline.stack._launcher import StackInfo
 from faultline.stack._local import write_private
 
 __all__ = ["ComposeError", "ComposeSpec", "ComposeStack", "OneOff", "compose_command"]
-
-
-class ComposeError(StackError):
-    """The containerised stack could not be brought up (or down); the message says why."""
-
-
-@dataclass(frozen=True, slots=True)
-class OneOff:
-    """A command run once in a fresh container of ``service`` (``compose run --rm
-    --no-deps``), after the stack is healthy; its standard output ends in one JSON object,
-    the workload data (seed accounts, API keys...)."""
-
-    service: str
-    argv: tuple[str, ...]
-    timeout: float = 180.0
-
-
-def _no_endpoints(ports: Mapping[str, int]) -> Mapping[str, str]:
-    return {}
-
-
-@dataclass(frozen=True)
-class ComposeSpec:
-    """What one system's containerised stack is; the system's profile builds it.
-
-    ``ports`` are the port settings with their defaults (``{"api": 8080, ...}``), read
-    from the variable ``port_env`` names (``FAULTLINE_API_PORT``: the same variables the
-    compose files interpolate). From them: ``base_url`` is ``entry``'s port, the fault
-    proxy's API is ``proxy``'s, ``metrics`` maps a service to the port its
-    ``metrics_path`` answers on, and ``endpoints(ports)`` gives the system's own
-    addresses (its databases through their published ports, for its snapshot).
-    ``hops`` maps hop names to the proxy names of the compose proxy config (only the
-    hops this stack has). ``services`` are what process faults may act on, by the names
-    scenarios use; ``containers`` maps those that differ to compose service names.
-    ``one_shot`` services must exit 0 (migrations); the others must stay up and healthy.
-    ``workload`` yields the workload data; ``env`` is added to the compose CLI's
-    environment (how the system's bugs reach its containers).
-    """
-
-    system: str
-    files: tuple[Path, ...]
-    ports: Mapping[str, int]
-    entry: str
-    hops: Mapping[str, str] = field(default_factory=dict)
-    services: tuple[str, ...] = ()
-    proxy: str | None = None
-    metrics: Mapping[str, str] = field(default_factory=dict)
-    metrics_path: str = "/metrics"
-    endpoints: Callable[[Mapping[str, int]], Mapping[str, str]] = _no_endpoints
-    workload: OneOff | None = None
-    one_shot: frozenset[str] = frozenset()
-    containers: Mapping[str, str] = field(default_factory=dict)
-    #: compose files added (after ``files``) when the stack runs on the host network
-    host_network_files: tuple[Path, ...] = ()
-    port_env: str = "FAULTLINE_{NAME}_PORT"
-    env: Mapping[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        named = {self.entry, *([self.proxy] if self.proxy else []), *self.metrics.values()}
-        unknown = sorted(named - set(self.ports))
-        if unknown:
-            raise ValueError(f"ComposeSpec {self.system}: no port setting called "
-                             f"{', '.join(unknown)}")
-        if not self.files:
-            raise ValueError(f"ComposeSpec {self.system}: no compose file")
-
-    def port_variable(self, name: str) -> str:
-        """The environment variable of port setting ``name`` (``FAULTLINE_API_PORT``)."""
-        return self.port_env.format(NAME=name.upper().replace("-", "_"), name=name)
-
-    def read_ports(self, env: Mapping[str, str]) -> dict[str, int]:
-        """Every port setting from ``env``, its default otherwise."""
-        out: dict[str, int] = {}
-        for name, default in self.ports.items():
-            var = self.port_variable(name)
-            raw = env.get(var, "").strip()
-            try:
-                out[name] = int(raw) if raw else int(default)
-            except ValueError:
-                raise ComposeError(f"{var}={raw!r} is not a port number") from None
-        return out
 
 
 def compose_command() -> list[str]:
@@ -404,6 +323,8 @@ class ComposeStack:
             return
         from faultline.proxy.client import ProxyClient
 
+        # Any: set_seed is Faultline's own endpoint (the proxy's client gains it in the
+        # proxy work); a real Toxiproxy answers 404, and an old client has no method
         client: Any = ProxyClient(info.proxy_url, timeout=5.0)
         with contextlib.suppress(Exception):
             client.set_seed(self.proxy_seed)
@@ -482,27 +403,6 @@ class ComposeStack:
         """``docker restart``; returns once it is healthy again."""
         self._check(service)
         self.control.restart(service)
-
-    def recreate(self, service: str, env: Mapping[str, str]) -> None:
-        """Recreate one service with environment overrides (a deliberate bug switched on
-        or off), leaving the others running."""
-        import yaml
-
-        if self._resolved is None:
-            raise ComposeError("recreate() before start()")
-        old = self.containers().get(service)
-        if old is not None:  # its log goes with the container: keep it
-            logs = self.run_dir / "logs"
-            logs.mkdir(parents=True, exist_ok=True)
-            n = len(list(logs.glob(f"{service}.*.log"))) + 1
-            (logs / f"{service}.{n}.log").write_bytes(old.logs(timestamps=True))
-        config = yaml.safe_load(self._resolved.read_text())
-        environment = config["services"][service].setdefault("environment", {})
-        environment.update({k: str(v) for k, v in env.items()})
-        self._resolved.write_text(yaml.safe_dump(config, sort_keys=False))
-        self._services = dict(config["services"])
-        self.compose("up", "--detach", "--no-deps", "--no-build", service)
-        self.wait_healthy([service])
 
     # ------------------------------------------------------------------ stop
     def save_logs(self) -> Path:
