@@ -13,7 +13,7 @@ bootstrap:
 test: bootstrap
 	$(PY) -m pytest -p no:cacheprovider -q
 
-## The containerised stack on a private Docker engine (root; ~7 min warm, ~13 cold): see
+## The containerised stack on a private Docker engine (root; ~4-5 min warm, ~7 cold): see
 ## compose/NOTES.md. Installs docker.io, starts dockerd under a temp folder, builds the
 ## images without a registry, runs the container drills, removes everything.
 test-compose: bootstrap

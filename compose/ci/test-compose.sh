@@ -4,7 +4,9 @@
 # Installs Debian's docker.io/docker-compose/debootstrap if missing, starts dockerd with
 # every file under a temp folder (no iptables, no bridge: host networking only, all on
 # 127.0.0.1), builds the images without pulling (debootstrap base, stand-ins for postgres,
-# redis and toxiproxy, the app image), runs the compose drills (tests/compose), and removes
+# redis and toxiproxy, the app image), runs the compose tests and drills (tests/compose:
+# the launcher, its container controls, drills through the drill engine on one stack, and
+# `faultline run --target compose --bugs ...` catching a bug on a fresh one), and removes
 # the containers, the images and the engine at the end, also on failure or Ctrl-C.
 #
 # Env: FAULTLINE_COMPOSE_KEEP_RUN=DIR keeps the run directory (logs, histories) in DIR.
@@ -51,9 +53,10 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# The CI stack's ports (compose/ci/compose.env, compose/ci/toxiproxy.host.json) must be free.
+# The CI stack's ports (compose/ci/compose.env, and the host-network proxy config that
+# ships with the payments profile) must be free.
 busy=""
-for port in $(grep -hoE '(=|:)2[0-9]{4}' compose/ci/compose.env compose/ci/toxiproxy.host.json | tr -d '=:' | sort -u); do
+for port in $(grep -hoE '(=|:)2[0-9]{4}' compose/ci/compose.env payments/drill/compose/toxiproxy.host.json | tr -d '=:' | sort -u); do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then busy="$busy $port"; fi
 done
 if [ -n "$busy" ]; then
@@ -74,41 +77,6 @@ set -a; . "$here/compose.env"; set +a   # the CI stack's ports (host networking)
 export FAULTLINE_COMPOSE_CLI="${FAULTLINE_COMPOSE_CLI:-docker-compose}"
 export FAULTLINE_COMPOSE_RUN_DIR="$work/run"
 export FAULTLINE_COMPOSE_PROJECT="faultline-ci"
-log "compose drills (tests/compose)"
-.venv/bin/python -m pytest -p no:cacheprovider -q -o addopts="-ra" tests/compose
-log "compose drills passed"
-
-# The user's path: `faultline run --target compose`, one fresh stack per scenario.
-unset FAULTLINE_COMPOSE_PROJECT   # each run names its own project
-runs="$work/run/runs"
-why() { # print what the last run dir says about a failure (CI logs are all we keep)
-  local last
-  last="$(ls -dt "$runs"/*/ 2>/dev/null | head -1 || true)"
-  [ -n "$last" ] || return 0
-  echo "--- $last/verdict.json" >&2; head -c 3000 "$last/verdict.json" >&2 2>/dev/null || true
-  echo "--- first errors of the probe/load histories" >&2
-  grep -h -E '"type": ?"(info|fail)"' "$last"/probe/history.jsonl "$last"/history.jsonl 2>/dev/null \
-    | head -5 | cut -c1-400 >&2 || true
-}
-drill() { # expected-exit scenario [faultline run options...]
-  local want="$1" scenario="$2"; shift 2
-  local got attempt
-  for attempt in 1 2; do
-    got=0
-    log "faultline run --target compose $* $scenario (expect exit $want, attempt $attempt)"
-    .venv/bin/faultline run --target compose --runs-dir "$runs" "$@" "$scenario" || got=$?
-    [ "$got" = "$want" ] && return 0
-    why
-    # Exit 3 = the stack was not in steady state before any fault (a busy machine right
-    # after start-up): no verdict about the faults was given, so one more try is fair.
-    [ "$got" = 3 ] || break
-  done
-  echo "test-compose: $scenario exited $got, expected $want" >&2
-  return 1
-}
-drill 0 compose/scenarios/kill-worker-container.yaml
-drill 0 compose/scenarios/pause-postgres-container.yaml
-drill 0 compose/scenarios/restart-redis-container.yaml
-# A deliberate bug must be caught: the verdict is 1 (an invariant was violated).
-drill 1 compose/scenarios/bug-relay-drops-on-error.yaml --bugs relay_drops_on_error
-log "faultline run --target compose: 3 scenarios held, the relay bug was caught"
+log "compose tests and drills (tests/compose)"
+.venv/bin/python -m pytest -p no:cacheprovider -q -o addopts="-ra" --durations=0 tests/compose
+log "compose tests and drills passed"

@@ -19,7 +19,7 @@ from faultline.checks import INVARIANTS
 from faultline.system import DEFAULT_SYSTEM
 
 from ._duration import Duration, parse_duration
-from ._toxics import TOXIC_TYPES, validate_attributes
+from ._toxics import CONNECTION_ONLY, TOXIC_TYPES, validate_attributes
 
 __all__ = [
     "PROFILES",
@@ -41,13 +41,6 @@ __all__ = [
 
 PROFILES = ("steady", "ramp", "spike", "soak")
 SIGNALS = ("SIGKILL", "SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGABRT")
-#: toxics whose toxicity rolls per request/reply exchange in scenarios unless told
-#: otherwise: with pooled connections opened before the fault, a per-connection roll
-#: is all or nothing (the Toxiproxy API's own default stays per connection)
-EXCHANGE_SCOPED = frozenset({"lost_ack", "reset_peer", "timeout", "slicer", "stall",
-                             "half_close"})
-
-
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -197,10 +190,12 @@ class _FaultBase(_Model):
 class ToxicFault(_FaultBase):
     """A toxic on one network hop. Attributes may be written flat or under ``attributes``.
 
-    ``scope``: does toxicity roll per connection (Toxiproxy's meaning) or per
-    request/reply exchange? Default: per exchange for the toxics that act on one
-    exchange (``lost_ack``, ``reset_peer``, ``timeout``, ``slicer``, ...), so that a
-    toxicity of 0.2 hits about a fifth of the requests even on pooled connections.
+    ``scope``: does toxicity roll per connection (Toxiproxy's meaning, and the fault
+    proxy API's default) or per request/reply exchange? In scenarios the default is per
+    exchange for every toxic that acts on one (all but ``slow_close``, ``connect_delay``
+    and ``down``): with pooled connections opened before the fault, a per-connection
+    roll is all or nothing, and a toxicity of 0.2 should hit about a fifth of the
+    requests.
     """
 
     hop: str
@@ -236,8 +231,11 @@ class ToxicFault(_FaultBase):
     @model_validator(mode="after")
     def _attributes(self) -> ToxicFault:
         object.__setattr__(self, "attributes", validate_attributes(self.toxic, self.attributes))
+        if self.scope == "exchange" and self.toxic in CONNECTION_ONLY:
+            raise ValueError(f"a {self.toxic} toxic acts on a whole connection: "
+                             "'scope: exchange' does not apply")
         if self.scope is None:
-            scope = "exchange" if self.toxic in EXCHANGE_SCOPED else "connection"
+            scope = "connection" if self.toxic in CONNECTION_ONLY else "exchange"
             object.__setattr__(self, "scope", scope)
         return self
 

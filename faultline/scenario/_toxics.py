@@ -74,6 +74,15 @@ class HttpError(_Attrs):
     retry_after: Annotated[float, Field(ge=0)] | None = None
 
 
+class HalfClose(_Attrs):
+    after_bytes: Bytes = 0
+
+
+class Stall(_Attrs):
+    after_bytes: Bytes = 0
+    timeout: Millis = 0
+
+
 class Down(_Attrs):
     pass
 
@@ -90,9 +99,14 @@ TOXIC_ATTRIBUTES: dict[str, type[_Attrs]] = {
     "lost_ack": LostAck,
     "connect_delay": ConnectDelay,
     "http_error": HttpError,
+    "half_close": HalfClose,
+    "stall": Stall,
     "down": Down,
 }
 TOXIC_TYPES: tuple[str, ...] = tuple(TOXIC_ATTRIBUTES)
+#: toxics that act on a connect or a close, not on a request/reply turn (no ``scope:
+#: exchange``), and ``down``, which is no toxic at all
+CONNECTION_ONLY = frozenset({"slow_close", "connect_delay", "down"})
 
 
 def validate_attributes(toxic: str, attributes: dict[str, Any]) -> dict[str, Any]:

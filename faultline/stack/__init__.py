@@ -7,6 +7,8 @@ processes (the default target), ``ComposeStack`` runs its containers, and
 stacks of a killed owner left behind.
 """
 
+from faultline.stack._compose import ComposeStack
+from faultline.stack._compose_spec import ComposeError, ComposeSpec, OneOff
 from faultline.stack._embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from faultline.stack._external import ExternalStack
 from faultline.stack._launcher import Launcher, StackError, StackInfo
@@ -16,12 +18,16 @@ from faultline.stack._topology import App, LocalTopology, Postgres, Redis, Wirin
 
 __all__ = [
     "App",
+    "ComposeError",
+    "ComposeSpec",
+    "ComposeStack",
     "EmbeddedPostgres",
     "EmbeddedRedis",
     "ExternalStack",
     "Launcher",
     "LocalStack",
     "LocalTopology",
+    "OneOff",
     "Postgres",
     "Redis",
     "StackError",

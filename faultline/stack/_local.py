@@ -193,7 +193,7 @@ class LocalStack:
 
     def _record(self, name: str, pid: int | None) -> None:
         if pid is not None:
-            self.state.groups[name] = pid
+            self.state.remember(name, pid)
             self.state.save()
 
     def _temp_dir(self, prefix: str) -> Path:
@@ -518,7 +518,8 @@ class LocalStack:
                 with contextlib.suppress(Exception):
                     self.proxy.wait(timeout=1)
             for pgid in self.state.groups.values():  # anything restarted under another pid
-                stop_group(pgid, signal.SIGTERM, timeout=2)
+                if self.state.still_ours(pgid):
+                    stop_group(pgid, signal.SIGTERM, timeout=2)
         finally:
             self._keep_server_logs()
             for d in self.state.temp_dirs:

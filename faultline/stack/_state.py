@@ -120,6 +120,9 @@ class StackState:
     detached: bool = False
     #: service name -> process group id (each child leads its own group)
     groups: dict[str, int] = field(default_factory=dict)
+    #: process group id -> its leader's start time (``/proc``), so that a pid reused by
+    #: another process is never taken for ours
+    starts: dict[str, str] = field(default_factory=dict)
     temp_dirs: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
 
@@ -142,6 +145,21 @@ class StackState:
 
     def owner_alive(self) -> bool:
         return process_alive(self.owner_pid, self.owner_start)
+
+    def remember(self, name: str, pgid: int) -> None:
+        """Record a process group we started, with its leader's identity."""
+        self.groups[name] = pgid
+        start = _start_time(pgid)
+        if start is not None:
+            self.starts[str(pgid)] = start
+
+    def still_ours(self, pgid: int) -> bool:
+        """Is group ``pgid`` still the one we started? Its leader alive with another
+        start time means the pid was reused (never signal it); a leader that is gone
+        while members remain is ours (a group id is not reused while the group lives)."""
+        recorded = self.starts.get(str(pgid))
+        now = _start_time(pgid)
+        return recorded is None or now is None or now == recorded
 
     @classmethod
     def load(cls, path: Path) -> StackState:
@@ -168,7 +186,8 @@ class StackState:
                 from faultline.proxy.client import ProxyClient
 
                 ProxyClient(self.proxy_url, timeout=2.0).reset()
-        alive = {name: g for name, g in self.groups.items() if group_alive(g)}
+        alive = {name: g for name, g in self.groups.items()
+                 if group_alive(g) and self.still_ours(g)}
         for pgid in alive.values():  # all at once first: they may depend on each other
             for s in (signal.SIGCONT, signal.SIGTERM):
                 with contextlib.suppress(ProcessLookupError, PermissionError):

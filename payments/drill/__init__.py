@@ -32,6 +32,12 @@ def _local(*, target: str, run_dir: Path, bugs: list[str], proxy_seed: int | Non
     return LocalStack(local_topology(), run_dir=run_dir, bugs=bugs, proxy_seed=proxy_seed)
 
 
+def _compose(*, target: str, run_dir: Path, bugs: list[str], proxy_seed: int | None) -> Any:
+    from ._compose import compose_stack
+
+    return compose_stack(run_dir=run_dir, bugs=bugs, proxy_seed=proxy_seed)
+
+
 def _external(*, target: str, run_dir: Path, bugs: list[str], proxy_seed: int | None) -> Any:
     from faultline.stack import ExternalStack, StackError
 
@@ -79,7 +85,7 @@ PROFILE = SystemProfile(
     invariants=("conservation", "balanced_entries", "non_negative",
                 "acknowledged_exactly_once", "idempotent_replay", "outbox_delivered",
                 "projection_converges", "audit_complete"),
-    launchers={"local": _local, "external": _external},
+    launchers={"local": _local, "compose": _compose, "external": _external},
     snapshot=_snapshot,
     settle_status=_settle_status,
     bugs=_bugs(),

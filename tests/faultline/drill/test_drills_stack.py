@@ -186,3 +186,26 @@ def test_faultline_run_on_the_local_launcher(tmp_path: Path) -> None:
     assert len(runs) == 1
     assert json.loads((runs[0] / "verdict.json").read_text())["exit_code"] == 0
     assert not list((elsewhere / "my-runs" / ".active").glob("*.json"))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_and_sigterm_print_store_and_return_the_same_code(tmp_path: Path, sig: int) -> None:
+    """An interrupted drill says so (exit 130 everywhere), heals, and leaves nothing."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "faultline", "run", str(DRILLS / "long-fault.yaml"),
+         "--runs-dir", str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not any(p.read_text() for p in tmp_path.glob("*/nemesis.jsonl")):
+        assert time.monotonic() < deadline, "the fault never started"
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out + err[-2000:]
+    assert "INTERRUPTED (exit 130)" in out
+    [run] = [p.parent for p in tmp_path.glob("*/verdict.json")]
+    verdict = json.loads((run / "verdict.json").read_text())
+    assert (verdict["exit_code"], verdict["status"]) == (130, "interrupted")
+    assert "Traceback" not in err
+    assert not list((tmp_path / ".active").glob("*.json"))  # nothing left to sweep

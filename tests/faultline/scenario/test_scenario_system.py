@@ -95,8 +95,15 @@ def test_expect_effect_and_scope() -> None:
                          "  - {at: 1s, for: 1s, hop: api->postgres, toxic: lost_ack,"
                          " scope: connection}\n")
     assert scn.faults[0].expect_effect is False
-    assert scn.faults[0].scope == "connection"  # latency: Toxiproxy's meaning by default
+    assert scn.faults[0].scope == "exchange"  # pooled connections: roll per request
     assert scn.faults[1].scope == "connection"  # as written
+    found = problems("name: x\nload: {duration: 30s}\nfaults:\n"
+                     "  - {at: 1s, for: 1s, hop: api->postgres, toxic: connect_delay,"
+                     " delay: 5, scope: exchange}\n")
+    assert "does not apply" in found["faults[0]"]
+    scn = parse_scenario("name: x\nload: {duration: 30s}\nfaults:\n"
+                         "  - {at: 1s, for: 1s, hop: api->postgres, toxic: slow_close, delay: 5}\n")
+    assert scn.faults[0].scope == "connection"
 
 
 # ------------------------------------------------------------------ hostile YAML

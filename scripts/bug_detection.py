@@ -1,0 +1,106 @@
+"""Detection over several seeds: does each catalogue drill catch its deliberate bug every
+time, and hold on the correct stack every time? (README's bug table; not a test.)
+
+For every (bug, scenario) pair of :data:`MATRIX` the drill runs with ``--bugs BUG`` under
+seeds 1..N, and without a bug under the same seeds; a run is a catch when it exits 1 with
+the expected checker among the failed ones. Each (scenario, bugs) group shares one stack
+(``faultline run`` with several seeds is one pool), as a CI job would.
+
+    .venv/bin/python scripts/bug_detection.py [--seeds 5] [--only worker_ack_before_apply]
+
+Writes ``benchmarks/results/bug_detection.json`` and prints the markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from faultline.drill import DrillOptions, StackPool, run_drill  # noqa: E402
+
+#: bug -> (catalogue scenario, the checker that must name it)
+MATRIX: dict[str, tuple[str, str]] = {
+    "ack_before_commit": ("pg-down", "acknowledged_exactly_once"),
+    "idempotency_not_atomic": ("lost-ack", "acknowledged_exactly_once"),
+    "outbox_outside_tx": ("pg-failover-flap", "outbox_delivered"),
+    "worker_ack_before_apply": ("worker-kill", "outbox_delivered"),
+    "non_negative_in_python": ("pg-latency-spike", "non_negative"),
+    "relay_drops_on_error": ("redis-restart", "outbox_delivered"),
+    "audit_chain_skip": ("lost-ack", "audit_complete"),
+    "projection_double_apply": ("worker-pause", "projection_converges"),
+}
+
+
+def _runs(scenario: str, bugs: list[str], seeds: list[int], runs_dir: Path) -> list[dict[str, Any]]:
+    out = []
+    pool = StackPool(reuse=True)
+    try:
+        for seed in seeds:
+            began = time.monotonic()
+            outcome = run_drill(REPO / "scenarios" / f"{scenario}.yaml",
+                                DrillOptions(seed=seed, bugs=bugs, runs_dir=runs_dir,
+                                             progress=False), pool=pool)
+            v = outcome.verdict
+            failed = sorted(r.name for r in v.results if r.valid is False) if v else []
+            faults = (v.to_dict().get("faults") or v.info.get("faults") or []) if v else []
+            out.append({"seed": seed, "exit_code": outcome.exit_code, "failed": failed,
+                        "seconds": round(time.monotonic() - began, 1),
+                        "effects": {f["name"]: f.get("effect") for f in faults},
+                        "errors": {r.name: [(e["type"], e["count"]) for e in r.errors]
+                                   for r in (v.results if v else []) if r.valid is False}})
+            print(f"  {scenario} bugs={','.join(bugs) or '-'} seed {seed}: exit "
+                  f"{outcome.exit_code} {' '.join(failed)}", flush=True)
+    finally:
+        pool.close()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--only", action="append", default=[], help="bug(s) to run")
+    parser.add_argument("--no-correct", action="store_true", help="skip the correct stack")
+    args = parser.parse_args(argv)
+    seeds = list(range(1, args.seeds + 1))
+    bugs = args.only or list(MATRIX)
+    began = time.monotonic()
+    results: dict[str, Any] = {"seeds": seeds, "bugs": {}, "correct": {}}
+    with tempfile.TemporaryDirectory(prefix="faultline-detection-") as tmp:
+        for bug in bugs:
+            scenario, checker = MATRIX[bug]
+            runs = _runs(scenario, [bug], seeds, Path(tmp))
+            caught = sum(1 for r in runs if r["exit_code"] == 1 and checker in r["failed"])
+            results["bugs"][bug] = {"scenario": scenario, "checker": checker,
+                                    "caught": caught, "runs": runs}
+        if not args.no_correct:
+            for scenario in sorted({MATRIX[b][0] for b in bugs}):
+                runs = _runs(scenario, [], seeds, Path(tmp))
+                held = sum(1 for r in runs if r["exit_code"] == 0)
+                results["correct"][scenario] = {"held": held, "runs": runs}
+    results["machine_seconds"] = round(time.monotonic() - began)
+    out = REPO / "benchmarks" / "results" / "bug_detection.json"
+    out.write_text(json.dumps(results, indent=1))
+    n = len(seeds)
+    print(f"\n| bug (`--bugs`) | scenario | checker | caught (of {n} seeds) | per seed |")
+    print("|---|---|---|---|---|")
+    for bug, r in results["bugs"].items():
+        marks = " ".join(("✓" if x["exit_code"] == 1 and r["checker"] in x["failed"]
+                          else f"✗({x['exit_code']})") for x in r["runs"])
+        print(f"| `{bug}` | `{r['scenario']}` | `{r['checker']}` | {r['caught']}/{n} | {marks} |")
+    for scenario, r in results["correct"].items():
+        print(f"| (correct stack) | `{scenario}` | — | held {r['held']}/{n} | "
+              + " ".join(str(x["exit_code"]) for x in r["runs"]) + " |")
+    print(f"\nmachine time: {results['machine_seconds'] / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
