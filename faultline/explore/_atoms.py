@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from faultline.scenario import TOXIC_ATTRIBUTES
+from faultline.scenario._toxics import CONNECTION_ONLY
 
 from ._space import HTTP_STATUSES, FaultSpace, Range, pick
 
@@ -93,7 +94,9 @@ def draw_toxic(rng: random.Random, space: FaultSpace, duration: float, *,
     stream = pick(rng, space.streams)
     if stream != "downstream":
         fault["stream"] = stream
-    scope = pick(rng, space.scopes)
+    scopes = {s: w for s, w in space.scopes.items()
+              if not (s == "exchange" and toxic in CONNECTION_ONLY)}
+    scope = pick(rng, scopes) if scopes else "default"
     if scope != "default":
         fault["scope"] = scope
     return fault

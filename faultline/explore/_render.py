@@ -16,17 +16,29 @@ from typing import Any
 
 import yaml
 
-from faultline.scenario import format_duration
+from faultline.scenario import TOXIC_ATTRIBUTES, format_duration
+from faultline.scenario._toxics import _to_ms
 from faultline.system import DEFAULT_SYSTEM
 
 __all__ = ["describe_fault", "fault_label", "render_scenario", "slug"]
 
 #: fault keys that hold seconds
 _SECONDS = frozenset({"at", "for", "until", "restart_after", "deadline"})
-#: toxic attributes in milliseconds (written ``200ms``)
-_MILLIS: dict[str, tuple[str, ...]] = {
-    "latency": ("latency", "jitter"), "slow_close": ("delay",), "timeout": ("timeout",),
-    "reset_peer": ("timeout",), "connect_delay": ("delay",)}
+
+
+def _millis() -> dict[str, tuple[str, ...]]:
+    """Toxic attributes in milliseconds (written ``200ms``): those the scenario model
+    reads through its millisecond converter, so a new toxic needs no entry here."""
+    out: dict[str, tuple[str, ...]] = {}
+    for toxic, model in TOXIC_ATTRIBUTES.items():
+        names = tuple(name for name, info in model.model_fields.items()
+                      if any(getattr(m, "func", None) is _to_ms for m in info.metadata))
+        if names:
+            out[toxic] = names
+    return out
+
+
+_MILLIS = _millis()
 _FIRST = ("at", "for", "until", "when", "hop", "toxic", "kill", "signal", "restart_after",
           "pause", "restart", "action")
 _LAST = ("toxicity", "stream", "scope", "name", "expect_effect")

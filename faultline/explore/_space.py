@@ -79,6 +79,8 @@ DEFAULT_ATTRIBUTES: dict[str, dict[str, Range]] = {
     "limit_data": {"bytes": Range(64, 65536, log=True)},
     "connect_delay": {"delay": Range(50, 3000, log=True)},
     "http_error": {"status": Range(429, 504)},
+    "half_close": {"after_bytes": Range(0, 4096)},
+    "stall": {"after_bytes": Range(0, 4096), "timeout": Range(0, 3000)},
 }
 #: statuses an ``http_error`` draws from (its range above is only a bound)
 HTTP_STATUSES = (429, 500, 502, 503, 504)
