@@ -177,3 +177,18 @@ def test_drawn_files_replay_on_their_own(tmp_path: Path) -> None:
     assert "system: payments.drill:PROFILE" in text
     assert "stack: compose" in text
     assert text.startswith("# drawn by: faultline explore --seed 2 (drill 4")
+
+
+def test_the_public_surface_is_pinned() -> None:
+    import importlib
+    import pkgutil
+
+    import faultline.explore as explore
+
+    public = {n for n in dir(explore) if n.isidentifier() and not n.startswith("_")}
+    modules = {m.name for m in pkgutil.iter_modules(explore.__path__)}
+    assert len(explore.__all__) == len(set(explore.__all__))  # ruff keeps it sorted
+    assert set(explore.__all__) == public - modules
+    for name in modules:  # every private module says what it exports, and has it
+        module = importlib.import_module(f"faultline.explore.{name}")
+        assert all(hasattr(module, n) for n in module.__all__), name
