@@ -120,7 +120,7 @@ def draw_pause(rng: random.Random, space: FaultSpace, duration: float, *,
     """A service frozen (SIGSTOP) for a window."""
     service = service or pick(rng, space.services_taking("pause"))
     if at is None or length is None:
-        at, length = window(rng, space, duration)
+        at, length = window(rng, space, duration, space.pause)
     return {"at": at, "for": length, "pause": service}
 
 
@@ -164,7 +164,9 @@ def draw_trigger(rng: random.Random, space: FaultSpace, load: dict[str, Any],
         return {"operations": max(1, int(nice(rng.uniform(0.05, 0.4) * expected)))}
     metric = pick(rng, {m: 1.0 for m in space.metrics})
     spread = space.metrics[metric]
-    above = nice(spread.draw(rng))
+    # the low quarter of the range: a bound the system reaches when something is wrong
+    above = nice(Range(spread.low, spread.low + (spread.high - spread.low) / 4,
+                       spread.log).draw(rng))
     return {"metric": metric, "above": round(above) if spread.low >= 1 else above}
 
 

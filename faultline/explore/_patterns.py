@@ -182,7 +182,7 @@ def _process(rng: random.Random, space: FaultSpace, load: dict[str, Any]) -> tup
             hit = draw_kill(rng, space, duration, service=target, at=start)
             hit["restart_after"] = seconds(rng.uniform(0.5, 2.0))
         else:
-            length = seconds(min(rng.uniform(3.0, 8.0), max(0.5, duration - 1 - start)))
+            length = seconds(min(space.pause.draw(rng), max(0.5, duration - 1 - start)))
             hit = draw_pause(rng, space, duration, service=target, at=start, length=length)
         faults.append(hit)
     return f"{kind}-{role}-while-{_slug(hop)}-slow", faults
@@ -217,7 +217,7 @@ def _partition(rng: random.Random, space: FaultSpace, load: dict[str, Any]
 
 
 def _cascade_applies(space: FaultSpace) -> bool:
-    return bool(space.metrics) and "metric" in space.triggers and bool(space.toxic_pairs())
+    return bool(space.metrics) and bool(space.toxic_pairs())
 
 
 def _cascade(rng: random.Random, space: FaultSpace, load: dict[str, Any]) -> tuple[str, Faults]:

@@ -76,12 +76,18 @@ DEFAULT_ATTRIBUTES: dict[str, dict[str, Range]] = {
     "reset_peer": {"timeout": Range(0, 1000)},
     "slicer": {"average_size": Range(1, 64, log=True), "size_variation": Range(0, 16),
                "delay": Range(0, 5000)},
-    "limit_data": {"bytes": Range(64, 65536, log=True)},
+    "limit_data": {"bytes": Range(64, 16384, log=True)},
     "connect_delay": {"delay": Range(50, 3000, log=True)},
     "http_error": {"status": Range(429, 504)},
     "half_close": {"after_bytes": Range(0, 4096)},
     "stall": {"after_bytes": Range(0, 4096), "timeout": Range(0, 3000)},
 }
+#: toxics drawn twice as often as the rest: those that change a request's fate (cut,
+#: lost reply, stalled or half-closed exchange) and latency, which widens the windows
+#: races need; the others mostly make a hop slow (the first exploration's bugs all
+#: needed one of these)
+TOXIC_WEIGHTS: dict[str, float] = {t: 2.0 for t in (
+    "latency", "down", "reset_peer", "lost_ack", "timeout", "half_close", "stall")}
 #: statuses an ``http_error`` draws from (its range above is only a bound)
 HTTP_STATUSES = (429, 500, 502, 503, 504)
 #: thresholds (``above``) for triggers on the engine's well-known metric meanings
@@ -124,7 +130,7 @@ class FaultSpace:
     profile: SystemProfile
     load: LoadSpace = field(default_factory=LoadSpace)
     #: how many fault items a drill has (a pattern is one item of several faults)
-    count: dict[int, float] = field(default_factory=lambda: {1: 4.0, 2: 3.0, 3: 2.0})
+    count: dict[int, float] = field(default_factory=lambda: {1: 3.0, 2: 4.0, 3: 3.0})
     kinds: dict[str, float] = field(default_factory=lambda: {
         "toxic": 4.0, "kill": 1.5, "pause": 1.0, "restart": 1.0, "action": 0.5,
         "pattern": 3.0})
@@ -149,16 +155,21 @@ class FaultSpace:
     toxicity: Range = Range(0.05, 0.6)
     attributes: dict[str, dict[str, Range]] = field(
         default_factory=lambda: {t: dict(a) for t, a in DEFAULT_ATTRIBUTES.items()})
-    #: share of faults that start on a trigger (``when:``) instead of a fixed time
+    #: share of single faults that start on a trigger (``when:``) instead of a time
     triggered: float = 0.15
-    triggers: dict[str, float] = field(default_factory=lambda: {"operations": 1.0,
-                                                                  "metric": 1.0})
+    #: the triggers of single faults: a metric rarely crosses a bound on its own (the
+    #: first exploration skipped every such fault), so by default metric triggers come
+    #: in the ``cascade`` pattern, after a fault that may drive the metric
+    triggers: dict[str, float] = field(default_factory=lambda: {"operations": 1.0})
     #: metric meaning -> the thresholds its triggers draw (``above``)
     metrics: dict[str, Range] = field(default_factory=dict)
     #: client operations per second per user, to place ``operations`` triggers
     ops_per_user: float = 8.0
     #: how long a windowed fault lasts (seconds)
     window: Range = Range(1.0, 8.0)
+    #: how long a pause lasts: a pause matters when it outlasts a lease, a claim or a
+    #: timeout, so it runs longer than other windows
+    pause: Range = Range(2.0, 9.0)
     #: a kill's ``restart_after``, and the share of kills that have one
     restart_after: Range = Range(0.5, 4.0)
     restart_share: float = 0.8
@@ -187,7 +198,7 @@ class FaultSpace:
         space = cls(
             profile=profile,
             hops={h.name: 1.0 for h in profile.hops if h.name in present_hops},
-            toxics={t: 1.0 for t in TOXIC_TYPES},
+            toxics={t: TOXIC_WEIGHTS.get(t, 1.0) for t in TOXIC_TYPES},
             services={s: 1.0 for s, f in service_faults.items() if f},
             service_faults={s: f for s, f in service_faults.items() if f},
             actions={a: 1.0 for a in profile.actions},
@@ -288,7 +299,8 @@ class FaultSpace:
             "triggers": self.triggers, "metrics": {m: rng(r) for m, r in self.metrics.items()},
             "attributes": {t: {a: rng(r) for a, r in attrs.items()}
                            for t, attrs in self.attributes.items() if t in self.toxics},
-            "window": rng(self.window), "restart_after": rng(self.restart_after),
+            "window": rng(self.window), "pause": rng(self.pause),
+            "restart_after": rng(self.restart_after),
             "restart_share": self.restart_share, "settle": self.settle,
             "slos": list(self.slos), "invariants": self.invariants,
         }

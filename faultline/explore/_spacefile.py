@@ -120,6 +120,7 @@ class FaultsFile(_Model):
     ops_per_user: Annotated[float, Field(gt=0)] | None = None
     attributes: dict[str, dict[str, Any]] | None = None
     window: Seconds | None = None
+    pause: Seconds | None = None
     restart_after: Seconds | None = None
     restart_share: Share | None = None
 
@@ -263,7 +264,7 @@ def _apply(spec: SpaceFile, base: FaultSpace) -> FaultSpace:
     for key in ("full_toxicity", "triggered", "ops_per_user", "restart_share"):
         if getattr(f, key) is not None:
             changes[key] = getattr(f, key)
-    for key in ("toxicity", "window", "restart_after"):
+    for key in ("toxicity", "window", "pause", "restart_after"):
         if getattr(f, key) is not None:
             changes[key] = Range(*getattr(f, key)[:2])
     if f.metrics is not None:
