@@ -24,11 +24,15 @@ def profile() -> SystemProfile:
 def test_found_by_module_path(profile: SystemProfile) -> None:
     assert profile.name == "wallet"
     assert profile.targets == ("local",)
-    assert [h.name for h in profile.hops] == ["wallet->postgres"]
-    assert {s.name for s in profile.services} == {"postgres", "wallet"}
+    assert [h.name for h in profile.hops] == ["wallet->postgres", "notifier->postgres",
+                                              "notifier->merchant", "merchant->postgres"]
+    assert profile.hop("notifier->merchant").protocol == "http"
+    assert {s.name for s in profile.services} == {"postgres", "wallet", "notifier", "merchant"}
     assert profile.invariants == ("conservation", "balanced_entries", "non_negative",
-                                  "acknowledged_exactly_once", "idempotent_replay")
-    assert set(profile.bugs) == {"idempotency_after_commit", "unlocked_balance_check"}
+                                  "acknowledged_exactly_once", "idempotent_replay",
+                                  "outbox_delivered", "projection_converges")
+    assert set(profile.bugs) == {"idempotency_after_commit", "unlocked_balance_check",
+                                 "webhook_marked_before_send", "merchant_applies_twice"}
     assert profile.workload.locustfile.is_file()
 
 
@@ -36,7 +40,7 @@ def test_profile_uses_only_faultline_public_api() -> None:
     """The drill imports ``faultline.system``, ``faultline.stack`` and the Locust client,
     nothing private; and nothing of the service but its bug table."""
     allowed = {"faultline.system", "faultline.stack", "faultline.load.client.user",
-               "wallet.service.bugs"}
+               "wallet.bugs"}
     for path in (WALLET / "drill").glob("*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
@@ -78,15 +82,28 @@ def test_params_are_checked(profile: SystemProfile) -> None:
         check({"drain_race": 0.6, "double_submit": 0.6})
 
 
-def test_every_app_reaches_postgres_through_the_hop() -> None:
+def test_every_app_reaches_the_others_through_its_hops() -> None:
     from wallet.drill._topology import local_topology
 
     topo: LocalTopology = local_topology()
+    listen = {h.proxy: 6000 + i for i, h in enumerate(topo.hops)}
     wiring = Wiring(run_dir=Path("/nonexistent"), bugs=["unlocked_balance_check"],
-                    topology=topo, ports={"postgres": 5432, "wallet": 8000},
-                    listen={"wallet_postgres": 6543})
-    for app in topo.apps:
-        assert app.env(wiring)["WALLET_DATABASE_URL"].endswith("@127.0.0.1:6543/wallet")
-    env = topo.env(wiring)
-    assert env["WALLET_BUGS"] == "unlocked_balance_check"
-    assert topo.endpoints(wiring)["database_url"].endswith(":5432/wallet")  # the oracle's
+                    topology=topo, listen=listen,
+                    ports={"postgres": 5432, "wallet": 8000, "notifier": 8001,
+                           "merchant": 8002})
+    env = {app.name: app.env(wiring) for app in topo.apps}
+    assert env["wallet"]["WALLET_DATABASE_URL"].endswith(
+        f"@127.0.0.1:{listen['wallet_postgres']}/wallet")
+    assert env["notifier"]["WALLET_DATABASE_URL"].endswith(
+        f"@127.0.0.1:{listen['notifier_postgres']}/wallet")
+    assert env["notifier"]["WALLET_WEBHOOK_URL"] == (
+        f"http://127.0.0.1:{listen['notifier_merchant']}/webhooks")
+    assert env["merchant"]["MERCHANT_DATABASE_URL"].endswith(
+        f"@127.0.0.1:{listen['merchant_postgres']}/merchant")
+    common = topo.env(wiring)
+    assert common["WALLET_BUGS"] == "unlocked_balance_check"
+    assert common["WALLET_WEBHOOK_SECRET"]
+    # the oracle's own addresses go direct, never through a proxy
+    assert topo.endpoints(wiring) == {
+        "database_url": "postgresql://faultline:faultline@127.0.0.1:5432/wallet",
+        "merchant_database_url": "postgresql://faultline:faultline@127.0.0.1:5432/merchant"}

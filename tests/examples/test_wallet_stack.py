@@ -1,11 +1,13 @@
-"""The wallet's pieces on a real local stack (PostgreSQL, the fault proxy, gunicorn),
-without the drill runner: its API keeps its idempotency and funds contracts, its
-snapshot is in the checkers' tables and holds the ledger invariants, its settle probe
-answers, and its database traffic really crosses the hop's proxy."""
+"""The wallet's pieces on a real local stack (PostgreSQL, the fault proxy, gunicorn, the
+notifier and the merchant's receiver), without the drill runner: its API keeps its
+idempotency and funds contracts, its settle probe converges, its snapshot is in the
+checkers' tables and holds the invariants, and its database traffic really crosses the
+hop's proxy."""
 
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +21,7 @@ import pytest
 from faultline.checks import run_checks
 from faultline.proxy.client import ProxyClient
 from faultline.stack import LocalStack, StackInfo
-from faultline.system import load_profile
+from faultline.system import SystemProfile, load_profile
 
 pytestmark = [pytest.mark.stack]
 
@@ -119,14 +121,22 @@ def test_concurrent_drains(stack: tuple[LocalStack, StackInfo]) -> None:
     assert not launcher.bugs, "four rounds of concurrent drains never overdrew a wallet"
 
 
-def test_snapshot_holds_the_ledger_invariants(stack: tuple[LocalStack, StackInfo]) -> None:
+def _settled(profile: SystemProfile, info: StackInfo, limit: float = 15.0) -> list[str]:
+    deadline = time.monotonic() + limit
+    while (left := profile.settle_status(info)) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    return left
+
+
+def test_snapshot_holds_the_invariants(stack: tuple[LocalStack, StackInfo]) -> None:
     launcher, info = stack
     profile = load_profile("wallet.drill:PROFILE")
-    assert profile.settle_status(info) == []
+    assert _settled(profile, info) == []  # every webhook delivered, no API transaction open
     sink = _Sink()
     profile.snapshot(info, sink)
     state = sink.state
-    assert set(state) == {"accounts", "transfers", "entries", "idempotency", "external_inflow"}
+    assert set(state) == {"accounts", "transfers", "entries", "idempotency", "outbox",
+                          "stream", "processed_events", "projections", "external_inflow"}
     funded = info.workload_data["funded_minor"]
     assert state["external_inflow"] == {"EUR": funded}
     issuance = [a for a in state["accounts"] if a["kind"] == "issuance"]
@@ -135,15 +145,20 @@ def test_snapshot_holds_the_ledger_invariants(stack: tuple[LocalStack, StackInfo
                for e in state["entries"])
     assert all(t["status"] == "completed" for t in state["transfers"])
     results = {r.name: r.valid for r in run_checks(
-        ["conservation", "balanced_entries", "non_negative"], [], state)}
+        ["conservation", "balanced_entries", "non_negative", "outbox_delivered",
+         "projection_converges"], [], state)}
     overdrawn = bool(launcher.bugs)  # the concurrent drains above overdrew a wallet
     assert results == {"conservation": True, "balanced_entries": True,
-                       "non_negative": not overdrawn}
+                       "non_negative": not overdrawn, "outbox_delivered": True,
+                       "projection_converges": True}
 
 
 def test_database_traffic_crosses_the_hop(stack: tuple[LocalStack, StackInfo]) -> None:
     _, info = stack
-    assert info.hops == {"wallet->postgres": "wallet_postgres"}
+    assert info.hops == {"wallet->postgres": "wallet_postgres",
+                         "notifier->postgres": "notifier_postgres",
+                         "notifier->merchant": "notifier_merchant",
+                         "merchant->postgres": "merchant_postgres"}
     assert info.proxy_url is not None
     proxy = ProxyClient(info.proxy_url)
     ready = httpx.Client(base_url=info.base_url, timeout=10)

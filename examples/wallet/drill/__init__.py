@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from faultline.system import StateSink, SystemProfile, Workload
-from wallet.service.bugs import BUGS  # the one table of them (plain data, no Django)
+from wallet.bugs import BUGS  # the one table of them (plain data, no Django)
 
 from ._params import validate_params
 from ._topology import HOPS, SERVICES
@@ -54,7 +54,8 @@ def _settle_status(stack: Any) -> list[str]:
 PROFILE = SystemProfile(
     name="wallet",
     description="e-money wallets: Django + django-hordak double-entry books on PostgreSQL, "
-                "served by gunicorn; idempotency key and money in one transaction",
+                "served by gunicorn; idempotency key and money in one transaction; "
+                "signed webhooks (outbox, notifier) to the merchant's receiver",
     hops=HOPS,
     services=SERVICES,
     workload=Workload(
@@ -65,7 +66,8 @@ PROFILE = SystemProfile(
         validate_params=validate_params,
     ),
     invariants=("conservation", "balanced_entries", "non_negative",
-                "acknowledged_exactly_once", "idempotent_replay"),
+                "acknowledged_exactly_once", "idempotent_replay", "outbox_delivered",
+                "projection_converges"),
     launchers={"local": _local},
     snapshot=_snapshot,
     settle_status=_settle_status,

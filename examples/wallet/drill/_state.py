@@ -14,8 +14,16 @@ normalised table        from
 ``entries``             ``hordak_leg``: ``credit - debit`` in minor units, joined to the
                         payment of its hordak transaction (a leg of no payment is orphaned)
 ``idempotency``         ``wallet_idempotencyrecord``: the stored answer of each key
+``outbox``              ``wallet_webhook``: one ``payment.completed`` event per payment,
+                        ``published_at`` = when the receiver acknowledged it
+``stream``              the merchant's ``merchant_delivery``: every delivery it received
+``processed_events``    the merchant's ``merchant_processed``: events it applied
+``projections``         the merchant's ``merchant_balance``: its view of each wallet
 ``external_inflow``     what the seed put in (the workload data), not what the books say
 ======================  =====================================================================
+
+The merchant's tables live in its own database: a second transaction, read after the
+wallet's (the drill takes the snapshot once the stack has settled, so nothing moves).
 
 Declined payments are kept out of ``transfers``: ``acknowledged_exactly_once`` counts
 every row of that table with a key as "in the ledger", so a decline stored under the
@@ -35,7 +43,7 @@ from psycopg.rows import dict_row
 from faultline.stack import StackInfo
 from faultline.system import StateSink
 
-__all__ = ["QUERIES", "settle_status", "snapshot"]
+__all__ = ["MERCHANT_QUERIES", "QUERIES", "settle_status", "snapshot"]
 
 #: table -> the query that reads it (ordered, so two snapshots of one state are equal)
 QUERIES: dict[str, str] = {
@@ -66,6 +74,24 @@ QUERIES: dict[str, str] = {
                i.response_status AS status_code, i.response_body,
                CASE WHEN i.response_status IS NULL THEN 'in_flight' ELSE 'done' END AS state
         FROM wallet_idempotencyrecord i ORDER BY i.client_id, i.key""",
+    "outbox": """
+        SELECT h.id::text AS id, h.event_id::text AS event_id,
+               h.payment_id::text AS transfer_id, h.delivered_at AS published_at
+        FROM wallet_webhook h ORDER BY h.id""",
+}
+
+#: the merchant's tables (its own database)
+MERCHANT_QUERIES: dict[str, str] = {
+    "stream": """
+        SELECT d.id::text AS stream_id, d.event_id::text AS event_id,
+               d.payment_id::text AS transfer_id
+        FROM merchant_delivery d ORDER BY d.id""",
+    "processed_events": """
+        SELECT p.event_id::text AS event_id, 'merchant' AS consumer
+        FROM merchant_processed p ORDER BY p.event_id""",
+    "projections": """
+        SELECT b.wallet_id::text AS account_id, b.balance_minor AS balance
+        FROM merchant_balance b ORDER BY b.wallet_id""",
 }
 
 #: rows fetched per round trip
@@ -80,10 +106,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _rows(conn: psycopg.Connection[Any], table: str) -> Iterator[dict[str, Any]]:
+def _rows(conn: psycopg.Connection[Any], table: str, sql: str) -> Iterator[dict[str, Any]]:
     with conn.cursor(name=f"snapshot_{table}", row_factory=dict_row) as cur:
         cur.itersize = CHUNK
-        cur.execute(QUERIES[table])
+        cur.execute(sql)
         for row in cur:
             yield {k: _plain(v) for k, v in row.items()}
 
@@ -99,37 +125,47 @@ def _inflow(stack: StackInfo, conn: psycopg.Connection[Any]) -> dict[str, int]:
     return {cur: int(total) for cur, total in rows}
 
 
-def snapshot(stack: StackInfo, sink: StateSink) -> None:
-    """Write the final state: accounts, transfers, entries, idempotency, inflow."""
-    with psycopg.connect(stack.endpoints["database_url"], connect_timeout=10) as conn:
+def _read(url: str, queries: dict[str, str], sink: StateSink,
+          also: Any = None) -> None:
+    with psycopg.connect(url, connect_timeout=10) as conn:
         conn.read_only = True
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         with conn.transaction():
-            for table in QUERIES:
-                sink.table(table, _rows(conn, table))
-            sink.meta("external_inflow", _inflow(stack, conn))
+            for table, sql in queries.items():
+                sink.table(table, _rows(conn, table, sql))
+            if also is not None:
+                also(conn)
+
+
+def snapshot(stack: StackInfo, sink: StateSink) -> None:
+    """Write the final state: the wallet's ledger, idempotency records and webhooks,
+    the merchant's deliveries, applied events and balances, the money from outside."""
+    _read(stack.endpoints["database_url"], QUERIES, sink,
+          also=lambda conn: sink.meta("external_inflow", _inflow(stack, conn)))
+    _read(stack.endpoints["merchant_database_url"], MERCHANT_QUERIES, sink)
 
 
 _SETTLE = """
-SELECT count(*) FILTER (WHERE state <> 'idle') AS busy,
-       count(*) FILTER (WHERE state LIKE 'idle in transaction%') AS open_tx
-FROM pg_stat_activity
-WHERE datname = current_database() AND backend_type = 'client backend'
-  AND pid <> pg_backend_pid()
+SELECT (SELECT count(*) FROM wallet_webhook WHERE delivered_at IS NULL) AS undelivered,
+       (SELECT count(*) FROM pg_stat_activity
+        WHERE datname = current_database() AND backend_type = 'client backend'
+          AND application_name = 'wallet-api' AND state <> 'idle'
+          AND pid <> pg_backend_pid()) AS busy
 """
 
 
 def settle_status(stack: StackInfo) -> list[str]:
-    """Why the wallet has not settled yet: a synchronous service has converged once no
-    transaction of it is still running in PostgreSQL (after a cut connection, the
-    server ends the orphaned transaction only when it notices). [] = settled."""
+    """Why the wallet has not settled yet: webhooks not yet acknowledged by the
+    merchant, or API transactions still running in PostgreSQL (after a cut connection,
+    the server ends an orphaned transaction only when it notices). [] = settled."""
     try:
         with psycopg.connect(stack.endpoints["database_url"], connect_timeout=5) as conn:
-            busy, open_tx = conn.execute(_SETTLE).fetchone() or (0, 0)
+            undelivered, busy = conn.execute(_SETTLE).fetchone() or (0, 0)
     except psycopg.Error as exc:
         return [f"cannot read the state yet: {type(exc).__name__}: {exc}"]
     problems = []
+    if undelivered:
+        problems.append(f"{undelivered} webhook(s) not delivered yet")
     if busy:
-        problems.append(f"{busy} wallet database session(s) still working"
-                        + (f" ({open_tx} in an open transaction)" if open_tx else ""))
+        problems.append(f"{busy} wallet API database session(s) still working")
     return problems

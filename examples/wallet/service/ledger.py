@@ -13,6 +13,8 @@ from one wallet queue up instead of both spending the same balance, and two paym
 in opposite directions cannot deadlock. The books are hordak's: a transaction with a
 debit leg on the payer's account and a credit leg on the payee's, which PostgreSQL
 itself refuses to commit unless they balance (hordak's deferred ``check_leg`` trigger).
+A completed payment also writes its ``payment.completed`` webhook in that transaction
+(a transactional outbox; ``notifier.py`` sends it).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from hordak.models import Leg
 from hordak.models import Transaction as BookTransaction
 from moneyed import Money
 
-from .models import Client, IdempotencyRecord, Payment, Wallet
+from .models import Client, IdempotencyRecord, Payment, Wallet, Webhook
 
 __all__ = ["Answer", "PaymentRequest", "fingerprint", "pay", "to_decimal", "topup"]
 
@@ -117,6 +119,10 @@ def _move(client: Client, req: PaymentRequest, key: str | None,
     Wallet.objects.filter(id=payee.id).update(balance_minor=F("balance_minor") + req.amount_minor)
     payment = Payment.objects.create(status=Payment.Status.COMPLETED, transaction=books,
                                      **common)
+    # the client's webhook, in the same transaction: sent by the notifier once committed
+    event = uuid.uuid4()
+    Webhook.objects.create(event_id=event, client=client, payment=payment, payload={
+        "event_id": str(event), "type": "payment.completed", "payment": render(payment)})
     return Answer(201, render(payment)), payment
 
 

@@ -22,7 +22,7 @@ from django.db import models
 from django.utils import timezone
 from djmoney.models.fields import MoneyField
 
-__all__ = ["Client", "IdempotencyRecord", "Payment", "Wallet"]
+__all__ = ["Client", "IdempotencyRecord", "Payment", "Wallet", "Webhook"]
 
 
 class Client(models.Model):
@@ -93,3 +93,25 @@ class IdempotencyRecord(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["client", "key"],
                                                name="wallet_idempotency_client_key")]
+
+
+class Webhook(models.Model):
+    """A ``payment.completed`` event for the client's backend (a transactional outbox:
+    written in the payment's own transaction, sent afterwards by the notifier, retried
+    until the receiver answers 2xx; so delivered at least once, maybe more)."""
+
+    event_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="+")
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="webhooks")
+    payload = models.JSONField()
+    created = models.DateTimeField(default=timezone.now)
+    #: the receiver answered 2xx (or, with the marked-before-send bug, a send was tried)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.IntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    #: a notifier has claimed it until then (another may take it over afterwards)
+    lease_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["next_attempt_at"], name="wallet_webhook_due",
+                                condition=models.Q(delivered_at__isnull=True))]

@@ -4,6 +4,7 @@
 ``WALLET_DATABASE_URL``    PostgreSQL, ``postgresql://user:pass@host:port/db`` (required)
 ``WALLET_BUGS``            comma list of deliberate bugs (``bugs.py``); empty = correct
 ``WALLET_SECRET_KEY``      Django's secret key (nothing here signs anything: random if unset)
+``WALLET_APP_NAME``        this process's PostgreSQL ``application_name`` (``wallet-api``)
 =========================  ================================================================
 
 Timeouts are short on purpose: a wallet request that cannot reach its database fails
@@ -18,7 +19,7 @@ import secrets
 
 import dj_database_url
 
-from . import bugs
+from wallet import bugs
 
 SECRET_KEY = os.environ.get("WALLET_SECRET_KEY") or secrets.token_urlsafe(32)
 DEBUG = False
@@ -47,6 +48,8 @@ DATABASES = {
         "CONN_MAX_AGE": 60,
         "CONN_HEALTH_CHECKS": True,
         "OPTIONS": {
+            # which process a session belongs to (the drill's settle probe reads it)
+            "application_name": os.environ.get("WALLET_APP_NAME", "wallet-api"),
             "connect_timeout": 3,
             "options": ("-c statement_timeout=5000 -c lock_timeout=4000 "
                         "-c idle_in_transaction_session_timeout=10000"),

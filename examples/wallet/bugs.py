@@ -1,8 +1,8 @@
-"""The wallet's deliberate bugs, switched on by ``WALLET_BUGS`` (a comma list).
+"""The wallet stack's deliberate bugs, switched on by ``WALLET_BUGS`` (a comma list).
 
 Each is a mistake real payment code has shipped with; a drill must catch it. The
-service reads this table; the drill profile publishes it (``wallet.drill``) so that
-``faultline run --bugs NAME`` knows the names.
+wallet, its notifier and the merchant receiver read this table; the drill profile
+publishes it (``wallet.drill``) so that ``faultline run --bugs NAME`` knows the names.
 """
 
 from __future__ import annotations
@@ -21,6 +21,12 @@ BUGS: dict[str, str] = {
         "the funds check reads the payer's balance without locking its row (no SELECT "
         "... FOR UPDATE), so two concurrent payments from one wallet both see the old "
         "balance, both pass, and the wallet goes negative"),
+    "webhook_marked_before_send": (
+        "the notifier marks a webhook delivered when it claims it, before sending it, so "
+        "a delivery that fails is never retried: the merchant never hears of the payment"),
+    "merchant_applies_twice": (
+        "the merchant's webhook receiver applies every delivery it receives, without "
+        "remembering event ids, so a redelivery (its 200 was lost) is counted twice"),
 }
 
 
