@@ -1,7 +1,7 @@
 """The wallet drilled end to end through its profile, with the scenarios of its README:
 the correct build holds with a fault that did something, and each deliberate bug is
 caught by the checker that names it. Each drill: ~7 s of stack start, a probe, 16 s of
-load, settle; about 40 s on a 2-core machine."""
+load, settle; about 35 s on a 2-core machine."""
 
 from __future__ import annotations
 
