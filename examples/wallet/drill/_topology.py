@@ -19,8 +19,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
 from faultline.stack import App, LocalTopology, Postgres, StackError, Wiring
 from faultline.system import Hop, Service
 
@@ -85,6 +83,8 @@ def _database(url: str, name: str) -> str:
 def _setup(w: Wiring) -> dict[str, Any]:
     """Create and migrate both databases, seed; the seed's JSON is the workload data
     (``stack.json``)."""
+    import psycopg
+
     with psycopg.connect(w.url("postgres"), autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {MERCHANT_DB}")
     _tool(w, "-m", "wallet.merchant", "migrate")
