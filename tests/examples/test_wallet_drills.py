@@ -11,17 +11,10 @@ from pathlib import Path
 import pytest
 
 from faultline.drill import DrillOptions, DrillOutcome, run_drill
-from faultline.proxy.client import ProxyClient
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "examples" / "wallet" / "scenarios"
 
-pytestmark = [
-    pytest.mark.stack,
-    pytest.mark.slow,
-    # TODO(lead): drop once the fault proxy's effect counters and POST /seed are on main
-    pytest.mark.skipif(not hasattr(ProxyClient, "set_seed"),
-                       reason="needs the fault proxy's POST /seed and effect counters"),
-]
+pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 #: bug -> (scenario, the checker that must name it)
 BUGS: dict[str, tuple[str, str]] = {
