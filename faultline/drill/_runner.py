@@ -595,7 +595,7 @@ def run_drill(path: str | os.PathLike[str], opts: DrillOptions | None = None,
         if isinstance(opts.profile, SystemProfile):
             profile = opts.profile
         else:
-            profile = load_profile(opts.profile or scn.system)
+            profile = load_profile(opts.profile or scn.system, near=Path(path).parent)
     except ScenarioError as exc:
         print(f"faultline: invalid scenario\n{exc}", file=err)
         return DrillOutcome(4, None)
