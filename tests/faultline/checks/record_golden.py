@@ -14,11 +14,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from checks_helpers import fresh_run  # noqa: E402
-from planted import PLANTED  # noqa: E402
+from checks_helpers import fresh_run
+from planted import PLANTED
 
-from faultline.checks import CheckContext, check_slos, phase_stats, run_checks, timeseries  # noqa: E402
-from faultline.scenario import parse_scenario  # noqa: E402
+from faultline.checks import CheckContext, check_slos, phase_stats, run_checks, timeseries
+from faultline.scenario import parse_scenario
 
 SCENARIO = """
 name: golden
