@@ -34,7 +34,6 @@ from __future__ import annotations
 
 from . import _acks, _audit, _delivery, _ledger  # noqa: F401  (register the checkers)
 from ._histogram import LatencyHistogram
-from ._history import FaultWindow, fault_windows_from_history, is_error
 from ._registry import CHECKERS, INVARIANTS, Checker, checker, run_checks
 from ._result import UNKNOWN, CheckContext, CheckResult, ErrorCollector, Validity
 from ._series import timeseries
@@ -52,6 +51,7 @@ from ._verdict import (
     vacuous_faults,
     verdict,
 )
+from ._windows import FaultWindow, fault_windows_from_history, is_error
 
 __all__ = [
     "CHECKERS",

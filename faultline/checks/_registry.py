@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ._result import UNKNOWN, CheckContext, CheckResult
 
 __all__ = ["CHECKERS", "INVARIANTS", "REQUIRED_TABLES", "Checker", "checker", "run_checks"]
 
-Checker = Callable[[Sequence[Mapping[str, Any]], Mapping[str, Any], CheckContext], CheckResult]
+#: ``(history, state, ctx) -> CheckResult``; history is a list of dicts or a record source,
+#: state a snapshot dict or a ``StateSource`` (the built-in checkers take either)
+Checker = Callable[[Any, Any, CheckContext], CheckResult]
 
 #: name -> checker function; filled by the ``@checker`` decorator at import
 CHECKERS: dict[str, Checker] = {}
@@ -61,12 +63,7 @@ REQUIRED_TABLES: dict[str, tuple[str, ...]] = {
     "audit_complete": ("transfers", "audit"),
 }
 
-def _run_one(
-    name: str,
-    history: Sequence[Mapping[str, Any]],
-    state: Mapping[str, Any] | None,
-    ctx: CheckContext,
-) -> CheckResult:
+def _run_one(name: str, history: Any, state: Any, ctx: CheckContext) -> CheckResult:
     fn = CHECKERS.get(name)
     if fn is None:
         return CheckResult(name=name, valid=UNKNOWN, message=f"no checker named {name!r}")
@@ -87,8 +84,8 @@ def _run_one(
 
 def run_checks(
     names: Iterable[str] | None,
-    history: Sequence[Mapping[str, Any]],
-    state: Mapping[str, Any] | None,
+    history: Any,
+    state: Any,
     context: CheckContext | None = None,
 ) -> list[CheckResult]:
     """Run the named checkers (``None`` or ``["all"]`` = every invariant).

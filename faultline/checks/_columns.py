@@ -1,0 +1,152 @@
+"""Integer-coded columns: what a run's history and snapshot shrink to while checked.
+
+A million-operation run held as dicts costs ~3 KB per operation; as columns it costs a
+few dozen bytes. Every identifier (idempotency key, transfer id, event id, process
+name...) becomes a 64-bit *code*: Python's ``hash`` of the value, which is SipHash-1-3
+keyed afresh in every process for strings, and equal for values Python finds equal
+(``1 == 1.0``), as the dicts and sets of the former checkers did. Two distinct
+identifiers share a code with probability ~n²/2⁶⁵ (about 10⁻⁶ for the six million keys
+of a ten-million-operation run, drawn anew in each process); DESIGN.md's oracle rule
+accepts that bound, documented in docs/checks.md.
+
+``numpy`` (sort-based set algebra on int64, vectorized pairing, exact per-group sums)
+and ``msgspec`` (typed JSON-lines decoding, 5x orjson on history lines, unknown fields
+skipped without allocation) are what make ten million operations fit in a minute and a
+few gigabytes; benchmarks/checkers.py measures both against the alternatives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "MISSING",
+    "NONE_CODE",
+    "Codes",
+    "code_column",
+    "first_appearance",
+    "first_index",
+    "float_column",
+    "group_sums",
+    "in_sorted",
+    "int_column",
+    "lookup",
+    "ordered_subset",
+    "require",
+    "small_codes",
+]
+
+#: a field absent from a row (``None`` is a present null)
+MISSING: Any = msgspec.UNSET
+#: the code of ``None``
+NONE_CODE = hash(None)
+
+Codes = npt.NDArray[np.int64]
+
+
+def require(values: Sequence[Any], field: str) -> Sequence[Any]:
+    """``values`` unless a row lacked ``field``: then ``KeyError(field)``, as reading
+    that row's field always failed (the checker that reads it is ``unknown``)."""
+    for v in values:
+        if v is MISSING:
+            raise KeyError(field)
+    return values
+
+
+def code_column(values: Sequence[Any]) -> Codes:
+    """The codes of ``values`` (``None`` -> :data:`NONE_CODE`)."""
+    return np.fromiter(map(hash, values), dtype=np.int64, count=len(values))
+
+
+def int_column(values: Sequence[Any], field: str) -> npt.NDArray[np.int64]:
+    """Integers as int64; anything else (floats, text, null, beyond 64 bits) is refused
+    with a message that names ``field``, so its checker is ``unknown``, not wrong."""
+    arr = np.array(values) if len(values) else np.zeros(0, dtype=np.int64)
+    if arr.dtype.kind != "i":
+        bad = next((v for v in values if not isinstance(v, int)), None)
+        if bad is None:
+            raise OverflowError(f"{field}: an integer beyond 64 bits")
+        raise TypeError(f"{field}: {bad!r} is not an integer")
+    return arr.astype(np.int64, copy=False)
+
+
+def float_column(values: Sequence[Any]) -> npt.NDArray[np.float64]:
+    """Numbers as float64, ``None`` and absent as NaN."""
+    if not len(values):
+        return np.zeros(0, dtype=np.float64)
+    try:
+        return np.array(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        return np.array([np.nan if v is None or v is MISSING else v for v in values], dtype=np.float64)
+
+
+def small_codes(values: Iterable[Any], table: dict[Any, int], *, other: int) -> npt.NDArray[np.int8]:
+    """Codes of a column with a few known values (``type``, ``f``); the rest -> ``other``."""
+    return np.fromiter(map(table.get, values, _repeat(other)), dtype=np.int8)
+
+
+def _repeat(value: int) -> Iterable[int]:
+    from itertools import repeat
+
+    return repeat(value)
+
+
+def in_sorted(values: Codes, sorted_set: Codes) -> npt.NDArray[np.bool_]:
+    """Membership of each of ``values`` in the sorted array ``sorted_set``."""
+    if not len(sorted_set):
+        return np.zeros(len(values), dtype=bool)
+    pos = np.searchsorted(sorted_set, values)
+    pos[pos == len(sorted_set)] = 0
+    return sorted_set[pos] == values  # type: ignore[no-any-return]
+
+
+def first_index(codes: Codes) -> tuple[Codes, npt.NDArray[np.intp]]:
+    """(distinct codes sorted, the position of each one's first occurrence)."""
+    uniq, first = np.unique(codes, return_index=True)
+    return uniq, first
+
+
+def group_sums(keys: Codes, amounts: npt.NDArray[np.int64]) -> tuple[Codes, list[int]]:
+    """(distinct keys sorted, the exact sum of ``amounts`` per key as Python ints).
+
+    int64 sums are exact while no partial sum can pass 2⁶³; beyond that the sums are
+    taken in Python integers, as the former checkers always did.
+    """
+    if not len(keys):
+        return keys[:0], []
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    biggest = int(np.abs(amounts).max()) if len(amounts) else 0
+    if biggest * len(amounts) < 2**62:
+        sums = np.zeros(len(uniq), np.int64)
+        np.add.at(sums, inverse, amounts)
+        return uniq, sums.tolist()
+    exact = [0] * len(uniq)
+    for i, a in zip(inverse.tolist(), amounts.tolist(), strict=True):
+        exact[i] += a
+    return uniq, exact
+
+
+def lookup(sorted_keys: Codes, values: Sequence[Any], wanted: Codes, default: Any) -> list[Any]:
+    """``values[i]`` where ``sorted_keys[i] == w`` for each ``w`` of ``wanted``, else default."""
+    if not len(sorted_keys):
+        return [default] * len(wanted)
+    pos = np.searchsorted(sorted_keys, wanted)
+    pos[pos == len(sorted_keys)] = 0
+    hit = sorted_keys[pos] == wanted
+    return [values[p] if h else default for p, h in zip(pos.tolist(), hit.tolist(), strict=True)]
+
+
+def first_appearance(codes: Codes) -> Codes:
+    """The distinct codes in the order of their first occurrence."""
+    uniq, first = np.unique(codes, return_index=True)
+    return uniq[np.argsort(first, kind="stable")]
+
+
+def ordered_subset(order: Codes, members: Codes) -> Codes:
+    """The codes of ``order`` (distinct, in order) that are in ``members`` (any order)."""
+    return order[np.isin(order, members)]

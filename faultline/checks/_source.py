@@ -1,0 +1,170 @@
+"""Where a run's records come from: lists and dicts in memory, or JSON-lines files.
+
+Checkers never hold a record source's rows. They ask for the *fields* they read, chunk
+by chunk (raw Python values, :data:`MISSING` where a row lacks one), shrink each chunk
+to columns, and later ask for the few whole rows their error examples show
+(:meth:`RecordSource.rows_at`). A file is decoded with ``msgspec`` into a struct of just
+the fields asked for; every other field of a line is skipped without being built.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from operator import attrgetter, methodcaller
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import orjson
+
+from ._columns import MISSING
+
+__all__ = ["BLOCK_BYTES", "RAW", "FileRecords", "ListRecords", "RecordSource"]
+
+#: bytes decoded at once from a file (a chunk's columns are a few times this)
+BLOCK_BYTES = 8 << 20
+#: fields whose value is kept as raw JSON text (``msgspec.Raw``), never built
+RAW = frozenset({"body", "value", "response_body"})
+
+Chunk = dict[str, list[Any]]
+
+
+class RecordSource:
+    """Rows of one table or history; ``len`` is their number (read once, then known)."""
+
+    name: str
+
+    def chunks(self, fields: Sequence[str]) -> Iterator[Chunk]:
+        """Successive chunks of ``{field: [value per row]}``, in row order.
+
+        A row without a field gives :data:`MISSING`, or ``None`` for a field asked
+        for as ``"name?"`` (the chunk's key is then ``name``).
+        """
+        raise NotImplementedError
+
+    def rows_at(self, positions: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """The whole rows at these 0-based positions."""
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+
+class ListRecords(RecordSource):
+    """A list of dicts (the in-memory API); chunks are views of the list."""
+
+    CHUNK_ROWS = 1 << 20
+
+    def __init__(self, rows: Sequence[Mapping[str, Any]], name: str = "") -> None:
+        self.rows = rows
+        self.name = name
+
+    def chunks(self, fields: Sequence[str]) -> Iterator[Chunk]:
+        rows = self.rows
+        for lo in range(0, len(rows), self.CHUNK_ROWS):
+            part = rows[lo : lo + self.CHUNK_ROWS]
+            yield {name: list(map(methodcaller("get", name, absent), part))
+                   for name, absent in map(_spec, fields)}
+
+    def rows_at(self, positions: Iterable[int]) -> dict[int, dict[str, Any]]:
+        return {p: dict(self.rows[p]) for p in positions}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def _spec(field: str) -> tuple[str, Any]:
+    return (field[:-1], None) if field.endswith("?") else (field, MISSING)
+
+
+def _struct(fields: Sequence[str]) -> type[msgspec.Struct]:
+    spec = [(name, msgspec.Raw if name in RAW else Any, absent) for name, absent in map(_spec, fields)]
+    return msgspec.defstruct("Row", spec, kw_only=True)
+
+
+class FileRecords(RecordSource):
+    """A JSON-lines file, one object a line; blank lines are skipped.
+
+    A line that is not JSON fails the read with its line number, except a torn last
+    line (no newline after it: the writer was killed), which is skipped.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], name: str = "") -> None:
+        self.path = Path(path)
+        self.name = name or self.path.stem
+        self._len: int | None = None
+
+    def _blocks(self) -> Iterator[tuple[int, bytes]]:
+        """(number of the block's first line, whole lines) blocks of the file."""
+        line_no = 0
+        rest = b""
+        with open(self.path, "rb") as fh:
+            while True:
+                block = fh.read(BLOCK_BYTES)
+                if not block:
+                    break
+                data = rest + block if rest else block
+                cut = data.rfind(b"\n") + 1
+                if cut == 0:
+                    rest = data
+                    continue
+                yield line_no, data[:cut]
+                line_no += data.count(b"\n", 0, cut)
+                rest = data[cut:]
+        if rest.strip():
+            try:
+                orjson.loads(rest)
+            except orjson.JSONDecodeError:
+                return  # a torn last line
+            yield line_no, rest
+
+    def chunks(self, fields: Sequence[str]) -> Iterator[Chunk]:
+        decoder = msgspec.json.Decoder(_struct(fields))
+        getters = [(name, attrgetter(name)) for name, _ in map(_spec, fields)]
+        total = 0
+        for first_line, data in self._blocks():
+            try:
+                rows = decoder.decode_lines(data)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                raise ValueError(f"{self.path}: {_bad_line(data, first_line)}: {exc}") from None
+            total += len(rows)
+            yield {f: list(map(get, rows)) for f, get in getters}
+        self._len = total
+
+    def rows_at(self, positions: Iterable[int]) -> dict[int, dict[str, Any]]:
+        wanted = sorted(set(positions))
+        out: dict[int, dict[str, Any]] = {}
+        if not wanted:
+            return out
+        k, pos = 0, 0
+        with open(self.path, "rb") as fh:
+            for line in fh:
+                if not line.strip():
+                    continue
+                if pos == wanted[k]:
+                    out[pos] = orjson.loads(line)
+                    k += 1
+                    if k == len(wanted):
+                        break
+                pos += 1
+        return out
+
+    def __len__(self) -> int:
+        if self._len is None:
+            n = 0
+            for _, data in self._blocks():
+                n += sum(1 for line in data.split(b"\n") if line.strip())
+            self._len = n
+        return self._len
+
+
+def _bad_line(data: bytes, first_line: int) -> str:
+    for i, line in enumerate(data.split(b"\n")):
+        if not line.strip():
+            continue
+        try:
+            orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return f"line {first_line + i + 1} is not JSON"
+    return f"a line from {first_line + 1} on is not a JSON object"
