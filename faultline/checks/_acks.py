@@ -13,7 +13,19 @@ from typing import Any
 
 import numpy as np
 
-from ._columns import MISSING, NONE_CODE, Codes, code_column, first_appearance, lookup, require
+from ._columns import (
+    MISSING,
+    NONE_CODE,
+    Codes,
+    first_appearance,
+    in_sorted,
+    intersect,
+    isin,
+    lookup,
+    setdiff,
+    union,
+    uniq,
+)
 from ._history import HistoryIndex, body_hash, body_value, history_index, kept_body
 from ._registry import checker
 from ._result import UNKNOWN, CheckContext, CheckResult, ErrorCollector, Example
@@ -29,7 +41,7 @@ def baseline_ids(ctx: CheckContext) -> Codes:
     cached = ctx.cache.get("baseline_ids")
     if cached is not None and cached[0] is ctx.baseline:
         return cached[1]  # type: ignore[no-any-return]
-    ids = np.unique(table(ctx.baseline, ctx, "transfers").col("id"))
+    ids = uniq(table(ctx.baseline, ctx, "transfers").col("id"))
     ctx.cache["baseline_ids"] = (ctx.baseline, ids)
     return ids
 
@@ -68,24 +80,23 @@ def acknowledged_exactly_once(history: Any, state: Any, ctx: CheckContext) -> Ch
     transfers = table(state, ctx, "transfers")
     before = baseline_ids(ctx)
     keys = transfers.col("idempotency_key")
-    rows_mask = ~np.isin(transfers.col("id"), before) if len(before) else np.ones(len(keys), bool)
+    rows_mask = ~isin(transfers.col("id"), before) if len(before) else np.ones(len(keys), bool)
     keys = keys[rows_mask]
     seeded = int(np.count_nonzero(keys == NONE_CODE))
     keyed = keys[keys != NONE_CODE]
     in_ledger, counts = np.unique(keyed, return_counts=True)
     duplicated = in_ledger[counts > 1]
     ok, info, fail = ix.ok_keys, ix.info_keys, ix.fail_keys
-    never_ok = np.setdiff1d(in_ledger, ok, assume_unique=True)
+    never_ok = setdiff(in_ledger, ok)
     groups = [
-        _sorted_by(ok, ix.ok_line, np.setdiff1d(ok, in_ledger, assume_unique=True)),
-        _sorted_by(ok, ix.ok_line, np.intersect1d(ok, duplicated, assume_unique=True)),
-        _sorted_by(info, ix.info_line, np.setdiff1d(np.intersect1d(info, duplicated, True), ok, True)),
-        _sorted_by(fail, ix.fail_line, np.setdiff1d(np.intersect1d(fail, in_ledger, True),
-                                                    np.union1d(ok, info), True)),
+        _sorted_by(ok, ix.ok_line, setdiff(ok, in_ledger)),
+        _sorted_by(ok, ix.ok_line, intersect(ok, duplicated)),
+        _sorted_by(info, ix.info_line, setdiff(intersect(info, duplicated), ok)),
+        _sorted_by(fail, ix.fail_line, setdiff(intersect(fail, in_ledger), union(ok, info))),
     ]
-    unexplained = np.setdiff1d(np.setdiff1d(never_ok, info, True), fail, True)
-    strangers = np.setdiff1d(unexplained, ix.invoked_keys, True)
-    groups.append(first_appearance(keyed[np.isin(keyed, strangers)]))
+    unexplained = setdiff(setdiff(never_ok, info), fail)
+    strangers = setdiff(unexplained, ix.invoked_keys)
+    groups.append(first_appearance(keyed[isin(keyed, strangers)]))
     errors = ErrorCollector()
     kinds_of = np.concatenate([np.full(len(g), k) for k, g in enumerate(groups)])
     if len(kinds_of):
@@ -94,8 +105,8 @@ def acknowledged_exactly_once(history: Any, state: Any, ctx: CheckContext) -> Ch
         severity = [sizes.get(k, 0) for k in bad.tolist()]
         errors.add_batch(_KINDS, kinds_of, _examples(ix, bad, kinds_of, transfers, rows_mask),
                          shapes=_SHAPES, severity=severity)
-    info_only = np.setdiff1d(info, ok, True)
-    fail_only = np.setdiff1d(np.setdiff1d(fail, ok, True), info, True)
+    info_only = setdiff(info, ok)
+    fail_only = setdiff(setdiff(fail, ok), info)
     result_counts = {
         "keys": len(ok) + len(info_only) + len(fail_only),
         "ok_keys": len(ok),
@@ -125,7 +136,7 @@ def _examples(ix: HistoryIndex, bad: Codes, kinds_of: Any, transfers: Any, rows_
 
     def materialize(positions: Any) -> list[Example]:
         codes = bad[positions]
-        t_pos = np.flatnonzero(np.isin(t_keys, codes) & rows_mask)
+        t_pos = np.flatnonzero(isin(t_keys, codes) & rows_mask)
         rows = transfers.rows_at(t_pos.tolist())
         ids_of: dict[int, list[Any]] = {}
         for p in t_pos.tolist():
@@ -160,10 +171,10 @@ def _stored_answers(state: Any, ctx: CheckContext, replayed: Codes) -> dict[int,
     if source is None:
         return {}
     for chunk in source.chunks(["key", "state", "status_code?", "response_body"]):
-        codes = code_column(require(chunk["key"], "key"))
-        for i in np.flatnonzero(np.isin(codes, replayed)).tolist():
-            last[int(codes[i])] = (chunk["state"][i], chunk["status_code"][i],
-                                   kept_body(chunk["response_body"][i]))
+        codes = chunk.codes("key", required=True)
+        for i in np.flatnonzero(in_sorted(codes, replayed)).tolist():
+            last[int(codes[i])] = (chunk.at("state", i), chunk.at("status_code", i),
+                                   kept_body(chunk.at("response_body", i)))
     return {code: (status, body) for code, (st, status, body) in last.items()
             if (st is MISSING or st == "done")}
 
@@ -216,7 +227,7 @@ def idempotent_replay(history: Any, state: Any, ctx: CheckContext) -> CheckResul
                          diff_examples, shapes={"different_body_accepted": (True, ())})
     stored: dict[int, tuple[Any, Any]] = {}
     if len(ix.replay_line):
-        stored = _stored_answers(state, ctx, np.unique(ix.replay_key))
+        stored = _stored_answers(state, ctx, uniq(ix.replay_key))
     pos = np.searchsorted(ix.ok_keys, ix.replay_key)
     first_line = ix.ok_line[pos] if len(pos) else ix.ok_line[:0]
     first_status = ix.ok_status[pos] if len(pos) else ix.ok_status[:0]

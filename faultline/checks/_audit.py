@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ._chain import GENESIS_HASH, canonical_payload, chain_hash, row_hash
-from ._columns import code_column, int_column, require
+from ._columns import MISSING, int_column, isin, require, uniq
 from ._registry import checker
 from ._result import CheckContext, CheckResult, ErrorCollector, Example
 from ._snapshot import state_source, table
@@ -30,21 +30,27 @@ def local_chain_hash(prev_hash: str, row: Any) -> str:
     return row_hash(prev_hash, row)
 
 
-def _tampered(cols: dict[str, list[Any]], base: int) -> list[int]:
-    """Positions of the rows whose ``hash`` does not recompute (the hot loop: inlined)."""
+def _text(value: Any, field: str) -> str:
+    if value is MISSING:
+        raise KeyError(field)
+    return str(value)
+
+
+def _tampered(rows: Any, base: int) -> list[int]:
+    """Positions of the rows whose ``hash`` does not recompute (the hot loop: inlined;
+    a field that is not text takes the slow branch, where a missing one fails)."""
     sha256 = hashlib.sha256
     bad = []
-    for i, (prev, seq, entity, entity_id, action, payload, stored) in enumerate(
-        zip(*(cols[f] for f in _FIELDS), strict=True)
-    ):
+    for i, (prev, seq, entity, entity_id, action, payload, stored) in enumerate(rows):
         text = "|".join(
             (
-                prev if prev.__class__ is str else str(prev),
+                prev if prev.__class__ is str else _text(prev, "prev_hash"),
                 str(seq) if seq.__class__ is int else str(int(seq)),
-                entity if entity.__class__ is str else str(entity),
-                entity_id if entity_id.__class__ is str else str(entity_id),
-                action if action.__class__ is str else str(action),
-                payload if payload.__class__ is str else canonical_payload(payload),
+                entity if entity.__class__ is str else _text(entity, "entity"),
+                entity_id if entity_id.__class__ is str else _text(entity_id, "entity_id"),
+                action if action.__class__ is str else _text(action, "action"),
+                payload if payload.__class__ is str else
+                canonical_payload(payload) if payload is not MISSING else _text(payload, "payload"),
             )
         )
         if sha256(text.encode("utf-8")).hexdigest() != stored:
@@ -62,16 +68,14 @@ class _Chain:
         self.tampered: list[int] = []
         n = 0
         for chunk in source.chunks(_FIELDS):
-            for f in _FIELDS:
-                require(chunk[f], f)
-            seqs.append(int_column(chunk["seq"], "seq"))
-            prevs.append(code_column(chunk["prev_hash"]))
-            hashes.append(code_column(chunk["hash"]))
-            is_transfer = code_column(chunk["entity"]) == _TRANSFER
+            seqs.append(int_column(require(chunk["seq"], "seq"), "seq"))
+            prevs.append(chunk.codes("prev_hash", required=True))
+            hashes.append(chunk.codes("hash", required=True))
+            is_transfer = chunk.codes("entity", required=True) == _TRANSFER
             transfer_rows.append(is_transfer)
-            entity_ids.append(code_column(chunk["entity_id"])[is_transfer])
-            self.tampered += _tampered(chunk, n)
-            n += len(chunk["seq"])
+            entity_ids.append(chunk.codes("entity_id", required=True)[is_transfer])
+            self.tampered += _tampered(chunk.tuples(_FIELDS), n)
+            n += chunk.n
         cat = np.concatenate
         self.n = n
         self.seq = cat(seqs) if seqs else np.zeros(0, np.int64)
@@ -143,7 +147,7 @@ def audit_complete(history: Any, state: Any, ctx: CheckContext) -> CheckResult:
     ids = transfers.col("id")
     from ._acks import baseline_ids
 
-    missing = np.flatnonzero(~np.isin(ids, chain.audited) & ~np.isin(ids, baseline_ids(ctx)))
+    missing = np.flatnonzero(~isin(ids, chain.audited) & ~isin(ids, baseline_ids(ctx)))
     if len(missing):
         def missing_examples(ps: Any) -> list[Example]:
             rows = transfers.rows_at(missing[ps].tolist())
@@ -153,5 +157,5 @@ def audit_complete(history: Any, state: Any, ctx: CheckContext) -> CheckResult:
         errors.add_batch(("missing_audit",), np.zeros(len(missing), np.int64), missing_examples,
                          shapes={"missing_audit": (False, ("transfers",))})
     counts = {"audit_rows": n, "transfers": len(transfers),
-              "audited": len(np.unique(chain.audited))}
+              "audited": len(uniq(chain.audited))}
     return errors.result("audit_complete", counts)

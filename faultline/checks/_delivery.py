@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ._columns import Codes, first_appearance
+from ._columns import Codes, first_appearance, isin, uniq
 from ._registry import checker
 from ._result import CheckContext, CheckResult, ErrorCollector, Example
 from ._snapshot import state_source, table
@@ -42,17 +42,17 @@ def outbox_delivered(history: Any, state: Any, ctx: CheckContext) -> CheckResult
     o_tid = outbox.col("transfer_id")
     ids = transfers.col("id")
     committed = ids[~transfers.col("uncommitted")]
-    missing = first_appearance(committed[~np.isin(committed, o_tid)])
+    missing = first_appearance(committed[~isin(committed, o_tid)])
     if len(missing):
         errors.add_batch(("missing_outbox_event",), np.zeros(len(missing), np.int64),
                          _missing_examples(missing, transfers),
                          shapes={"missing_outbox_event": (False, ("transfers",))})
-    uniq, first, counts = np.unique(o_tid, return_index=True, return_counts=True)
-    if len(uniq) != len(o_tid):
+    o_uniq, first, counts = np.unique(o_tid, return_index=True, return_counts=True)
+    if len(o_uniq) != len(o_tid):
         dup = counts > 1
         order = np.argsort(first[dup], kind="stable")
         errors.add_batch(("duplicate_outbox_event",), np.zeros(int(dup.sum()), np.int64),
-                         _duplicate_examples(uniq[dup][order], counts[dup][order], outbox),
+                         _duplicate_examples(o_uniq[dup][order], counts[dup][order], outbox),
                          shapes={"duplicate_outbox_event": (False, ("transfers", "outbox"))},
                          severity=counts[dup][order])
     events = outbox.col("event_id")
@@ -60,9 +60,9 @@ def outbox_delivered(history: Any, state: Any, ctx: CheckContext) -> CheckResult
     in_stream_ids = table(state, ctx, "stream").col("event_id")
     applied_ids = table(state, ctx, "processed_events").col("event_id")
     dead_ids = table(state, ctx, "dead_letters").col("event_id")
-    applied = np.isin(events, applied_ids)
-    dead = np.isin(events, dead_ids) & ~applied
-    streamed = np.isin(events, in_stream_ids)
+    applied = isin(events, applied_ids)
+    dead = isin(events, dead_ids) & ~applied
+    streamed = isin(events, in_stream_ids)
     lost = ~applied & ~dead
     kind = np.full(len(events), -1, np.int64)
     kind[lost & ~published] = 0
@@ -73,16 +73,16 @@ def outbox_delivered(history: Any, state: Any, ctx: CheckContext) -> CheckResult
     if len(bad):
         errors.add_batch(_KINDS, kind[bad], _event_examples(bad, kind, outbox, state, ctx),
                          shapes=_SHAPES)
-    uniq_applied = np.unique(applied_ids)
+    uniq_applied = uniq(applied_ids)
     counts_out = {
-        "committed_transfers": len(np.unique(committed)),
+        "committed_transfers": len(uniq(committed)),
         "outbox_events": len(events),
         "stream_entries": len(in_stream_ids),
-        "stream_redeliveries": len(in_stream_ids) - len(np.unique(in_stream_ids)),
+        "stream_redeliveries": len(in_stream_ids) - len(uniq(in_stream_ids)),
         "applied_events": len(applied_ids),
         "applied_not_in_stream": int(np.count_nonzero(applied & ~streamed)),
-        "dead_letters": len(np.unique(dead_ids)),
-        "dead_letters_applied": int(np.count_nonzero(np.isin(np.unique(dead_ids), uniq_applied))),
+        "dead_letters": len(uniq(dead_ids)),
+        "dead_letters_applied": int(np.count_nonzero(isin(uniq(dead_ids), uniq_applied))),
     }
     return errors.result("outbox_delivered", counts_out)
 
@@ -92,7 +92,7 @@ def _missing_examples(missing: Codes, transfers: Any) -> Any:
 
     def materialize(positions: Any) -> list[Example]:
         codes = missing[positions]
-        where = np.flatnonzero(np.isin(ids, codes))
+        where = np.flatnonzero(isin(ids, codes))
         rows = transfers.rows_at(where.tolist())
         tid = {hash(r["id"]): r["id"] for r in rows.values()}
         return [({"transfer": tid[c]}, (), {"transfers": [tid[c]]}) for c in codes.tolist()]
@@ -105,7 +105,7 @@ def _duplicate_examples(codes: Codes, counts: Any, outbox: Any) -> Any:
 
     def materialize(positions: Any) -> list[Example]:
         wanted = codes[positions]
-        where = np.flatnonzero(np.isin(o_tid, wanted))
+        where = np.flatnonzero(isin(o_tid, wanted))
         rows = outbox.rows_at(where.tolist())
         by_tid: dict[int, list[dict[str, Any]]] = {}
         for p in where.tolist():
@@ -127,10 +127,10 @@ def _event_examples(bad: Any, kind: Any, outbox: Any, state: Any, ctx: CheckCont
     def materialize(positions: Any) -> list[Example]:
         rows_pos = bad[positions]
         rows = outbox.rows_at(rows_pos.tolist())
-        dead_codes = np.unique(outbox.col("event_id")[rows_pos][kind[rows_pos] == 2])
+        dead_codes = uniq(outbox.col("event_id")[rows_pos][kind[rows_pos] == 2])
         dead_rows: dict[int, dict[str, Any]] = {}
         if len(dead_codes):
-            where = np.flatnonzero(np.isin(dead_table.col("event_id"), dead_codes))
+            where = np.flatnonzero(isin(dead_table.col("event_id"), dead_codes))
             for row in dead_table.rows_at(where.tolist()).values():
                 dead_rows[hash(row.get("event_id"))] = row  # the last one, as a dict by id
         out: list[Example] = []

@@ -19,9 +19,19 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from ._columns import MISSING, NONE_CODE, Codes, code_column, first_index, float_column, small_codes
+from ._columns import (
+    MISSING,
+    NONE_CODE,
+    Codes,
+    first_index,
+    float_column,
+    isin,
+    small_codes,
+    union,
+    uniq,
+)
 from ._result import CheckContext
-from ._source import ListRecords, RecordSource
+from ._source import Chunk, ListRecords, RecordSource
 from ._windows import FaultWindow, fault_windows_from_history, is_error, plain
 
 __all__ = [
@@ -140,7 +150,7 @@ class HistoryIndex:
     @property
     def keys(self) -> Codes:
         """Every key code with a keyed operation (sorted)."""
-        return np.union1d(np.union1d(self.ok_keys, self.info_keys), self.fail_keys)
+        return union(union(self.ok_keys, self.info_keys), self.fail_keys)
 
 
 class _Pending:
@@ -180,22 +190,22 @@ class _Builder:
     def add(self, name: str, arr: Any) -> None:
         _keep(self.parts.setdefault(name, []), arr)
 
-    def chunk(self, c: dict[str, list[Any]]) -> None:
-        n = len(c["type"])
+    def chunk(self, c: Chunk) -> None:
+        n = c.n
         if not n:
             return
         if self.base == 0:
-            self.first_ns = plain(c["time"][0])
-        self.last_ns = plain(c["time"][-1])
+            self.first_ns = plain(c.at("time", 0))
+        self.last_ns = plain(c.at("time", n - 1))
         lines = np.arange(self.base, self.base + n, dtype=np.int64)
-        typ = small_codes(c["type"], _TYPES, other=T_OTHER)
-        proc = code_column(c["process"])
+        typ = small_codes(c.iter("type"), _TYPES, other=T_OTHER)
+        proc = c.codes("process")
         nem = proc == _NEMESIS
         if nem.any():
             self._nemesis(c, np.flatnonzero(nem), typ)
         rows = np.flatnonzero(~nem)
-        key = code_column(c["key"])
-        f = small_codes(c["f"], _FUNCS, other=F_OTHER)
+        key = c.codes("key")
+        f = small_codes(c.iter("f"), _FUNCS, other=F_OTHER)
         time = float_column(c["time"])
         lat_all = float_column(c["latency_ms"])
         status_all = float_column(c["status"])
@@ -220,9 +230,9 @@ class _Builder:
                               lat_all, status_all)
         self.base += n
 
-    def _nemesis(self, c: dict[str, list[Any]], idx: npt.NDArray[np.intp], typ: Any) -> None:
+    def _nemesis(self, c: Chunk, idx: npt.NDArray[np.intp], typ: Any) -> None:
         for i in idx.tolist():
-            op = {name: plain(c[name][i]) for name in ("type", "f", "time", "key", "value")}
+            op = {name: plain(c.at(name, i)) for name in ("type", "f", "time", "key", "value")}
             op["process"] = "nemesis"
             self.nemesis.append((self.base + i, op))
             if typ[i] == INVOKE:
@@ -230,7 +240,7 @@ class _Builder:
                 first = self.nemesis_invoke[0] if self.nemesis_invoke else self.base + i
                 self.nemesis_invoke = (first, self.base + i, key)
 
-    def _completions(self, c: dict[str, list[Any]], rows: Any, comp: Any, inv: Any,
+    def _completions(self, c: Chunk, rows: Any, comp: Any, inv: Any,
                      ctyp: Any, cline: Any, ckey: Any, ctime: Any, cf: Any, lat_all: F64,
                      status_all: F64) -> None:
         has_inv = inv >= 0
@@ -272,8 +282,7 @@ class _Builder:
         self.add("diff_key", key[accepted])
         same = ~diff
         ok = np.flatnonzero(same & (typ == T_OK))
-        bodies = c["body"]
-        ok_bodies = [bodies[i] for i in rows[ok].tolist()]
+        ok_bodies = [c.at("body", i) for i in rows[ok].tolist()]
         hashes = np.fromiter(map(body_hash, ok_bodies), np.int64, count=len(ok_bodies))
         self.add("ok_key", key[ok])
         self.add("ok_line", line[ok])
@@ -317,13 +326,13 @@ class _Builder:
         cand = (un_key != NONE_CODE) & ((un_f == F_TRANSFER) | (un_f == F_REPLAY))
         ck, cl = un_key[cand], un_line[cand]
         ck_first_keys, ck_first = first_index(ck)
-        new = ~np.isin(ck_first_keys, info_keys)
+        new = ~isin(ck_first_keys, info_keys)
         if new.any():
             keys = np.concatenate([info_keys, ck_first_keys[new]])
             lines = np.concatenate([info_line, cl[ck_first[new]]])
             srt = np.argsort(keys, kind="stable")
             info_keys, info_line = keys[srt], lines[srt]
-        invoked_keys = np.unique(np.concatenate(invoked))
+        invoked_keys = uniq(np.concatenate(invoked))
         invoked_keys = invoked_keys[invoked_keys != NONE_CODE]
         outcome = cat("out", np.int8)
         return HistoryIndex(

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ._columns import Codes, first_appearance, group_sums, lookup, ordered_subset
+from ._columns import Codes, first_appearance, group_sums, isin, lookup, ordered_subset
 from ._registry import checker
 from ._result import CheckContext, CheckResult, ErrorCollector, Example
 from ._snapshot import state_source, table
@@ -92,7 +92,7 @@ _SHAPES = {
 def _pair_sums(tid: Codes, cur: Codes, amount: Any, wanted: Codes) -> tuple[Codes, list[int]]:
     """Per transfer of ``wanted``: (whether some currency's entries sum to non-zero,
     the sum of the absolute per-currency sums) in the order of ``wanted``."""
-    keep = np.isin(tid, wanted)
+    keep = isin(tid, wanted)
     t, c, a = tid[keep], cur[keep], amount[keep]
     if not len(t):
         return np.zeros(len(wanted), bool), [0] * len(wanted)
@@ -121,11 +121,11 @@ def balanced_entries(history: Any, state: Any, ctx: CheckContext) -> CheckResult
     uncommitted = transfers.col("uncommitted")
     t_cur = transfers.col("currency")
     order = first_appearance(e_tid)  # transfers with entries, in ledger order
-    has_entries = np.isin(ids, order)
+    has_entries = isin(ids, order)
     groups = [
         first_appearance(ids[~has_entries & ~uncommitted]),
         first_appearance(ids[has_entries & uncommitted]),
-        ordered_subset(order, order[~np.isin(order, ids)]),
+        ordered_subset(order, order[~isin(order, ids)]),
     ]
     # entries in another currency than their transfer's (a transfer of ``ids`` only)
     t_sorted = np.lexsort((t_cur, ids))
@@ -146,7 +146,7 @@ def balanced_entries(history: Any, state: Any, ctx: CheckContext) -> CheckResult
     problems = first_appearance(np.concatenate(groups)) if any(len(g) for g in groups) else ids[:0]
     errors = ErrorCollector()
     if len(problems):
-        member: list[Any] = [np.isin(problems, g) for g in groups]
+        member: list[Any] = [isin(problems, g) for g in groups]
         unbalanced_any, severity = _pair_sums(e_tid, e_cur, e_amount, problems)
         member[4] = member[4] | unbalanced_any  # mixed currencies that sum to zero overall
         kinds_of, tids, sev = [], [], []
@@ -169,8 +169,8 @@ def _examples(problems: Codes, tid_index: Any, e_tid: Codes, ids: Codes, transfe
               entries: Any) -> Any:
     def materialize(positions: Any) -> list[Example]:
         wanted = problems[tid_index[positions]]
-        e_pos = np.flatnonzero(np.isin(e_tid, wanted))
-        t_pos = np.flatnonzero(np.isin(ids, wanted))
+        e_pos = np.flatnonzero(isin(e_tid, wanted))
+        t_pos = np.flatnonzero(isin(ids, wanted))
         e_rows = entries.rows_at(e_pos.tolist())
         t_rows = transfers.rows_at(t_pos.tolist())
         by_tid: dict[Any, list[dict[str, Any]]] = defaultdict(list)

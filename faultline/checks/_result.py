@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ._columns import uniq
+
 __all__ = ["UNKNOWN", "CheckContext", "CheckResult", "ErrorCollector", "Example", "Validity"]
 
 Validity = Literal[True, False, "unknown"]
@@ -39,7 +41,7 @@ class CheckContext:
 
     scenario: Any = None
     fault_windows: list[Any] = field(default_factory=list)
-    baseline: Mapping[str, Any] | None = None
+    baseline: Any = None
     alerts: list[Mapping[str, Any]] | None = None
     run_start_ns: int | None = None
     run_end_ns: int | None = None
@@ -211,7 +213,7 @@ class ErrorCollector:
     def _full(self, kinds: Sequence[str], ahead: Any,
               shapes: Mapping[str, tuple[bool, tuple[str, ...]]]) -> bool:
         """Would the violations ``ahead`` add no evidence any more?"""
-        for k in np.unique(ahead).tolist():
+        for k in uniq(ahead).tolist():
             uses_history, tables = shapes[kinds[k]]
             if uses_history and len(self._history) < EVIDENCE_LIMIT:
                 return False

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from ._columns import MISSING, code_column, int_column
+from ._columns import MISSING, int_column
 from ._result import CheckContext
-from ._source import ListRecords, RecordSource
+from ._source import Chunk, ListRecords, RecordSource
 
 __all__ = [
     "NOT_COMMITTED",
@@ -114,15 +114,18 @@ class TableColumns:
         return self.source.rows_at(positions)
 
 
-def _convert(kind: str, name: str, values: list[Any]) -> Any:
+def _convert(kind: str, name: str, chunk: Chunk, required: bool) -> Any:
     if kind == "code":
-        return code_column(values)
+        return chunk.codes(name, required=required)
     if kind == "int":
+        values = chunk[name]
+        if required and values.count(MISSING):
+            raise KeyError(name)
         return int_column(values, name)
     if kind == "uncommitted":
-        return np.fromiter(map(NOT_COMMITTED.__contains__, values), bool, count=len(values))
+        return np.fromiter(map(NOT_COMMITTED.__contains__, chunk.iter(name)), bool, count=chunk.n)
     if kind == "present":
-        return np.fromiter(map(is_not, values, repeat(None)), bool, count=len(values))
+        return np.fromiter(map(is_not, chunk.iter(name), repeat(None)), bool, count=chunk.n)
     raise ValueError(kind)
 
 
@@ -135,18 +138,14 @@ def _read(source: RecordSource, spec: Mapping[str, str]) -> TableColumns:
     failures: dict[str, Exception] = {}
     n = 0
     for chunk in source.chunks(list(spec)):
-        n += len(next(iter(chunk.values()), []))
+        n += chunk.n
         for field, kind in spec.items():
             name, out = field.rstrip("?"), _out(field, kind)
             if out in failures:
                 continue
-            values = chunk[name]
-            if not field.endswith("?") and values.count(MISSING):
-                failures[out] = KeyError(name)
-                continue
             try:
-                parts[out].append(_convert(kind, name, values))
-            except (TypeError, ValueError, OverflowError) as exc:
+                parts[out].append(_convert(kind, name, chunk, not field.endswith("?")))
+            except (KeyError, TypeError, ValueError, OverflowError) as exc:
                 failures[out] = exc
     columns = {name: np.concatenate(arrs) if arrs else np.zeros(0, np.int64)
                for name, arrs in parts.items() if name not in failures}

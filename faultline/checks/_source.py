@@ -11,23 +11,67 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from operator import attrgetter, methodcaller
+from operator import attrgetter, itemgetter, methodcaller
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import numpy as np
 import orjson
 
-from ._columns import MISSING
+from ._columns import MISSING, Codes
 
-__all__ = ["BLOCK_BYTES", "RAW", "FileRecords", "ListRecords", "RecordSource"]
+__all__ = ["BLOCK_BYTES", "RAW", "Chunk", "FileRecords", "ListRecords", "RecordSource"]
 
 #: bytes decoded at once from a file (a chunk's columns are a few times this)
 BLOCK_BYTES = 8 << 20
 #: fields whose value is kept as raw JSON text (``msgspec.Raw``), never built
 RAW = frozenset({"body", "value", "response_body"})
 
-Chunk = dict[str, list[Any]]
+_MISSING_CODE = hash(MISSING)
+
+
+class Chunk:
+    """Consecutive rows, read field by field: ``chunk["f"]`` (a list, kept),
+    ``chunk.iter("f")``, ``chunk.codes("f")``, ``chunk.at("f", i)``, ``chunk.tuples(fs)``.
+
+    Nothing is extracted from the rows until asked, so a field read for a few rows (a
+    body, a nemesis line's value) costs those rows only.
+    """
+
+    __slots__ = ("_getters", "_lists", "_struct", "n", "rows")
+
+    def __init__(self, rows: Sequence[Any], getters: dict[str, Any], struct: bool) -> None:
+        self.rows = rows
+        self.n = len(rows)
+        self._getters = getters
+        self._lists: dict[str, list[Any]] = {}
+        self._struct = struct
+
+    def __getitem__(self, name: str) -> list[Any]:
+        values = self._lists.get(name)
+        if values is None:
+            values = self._lists[name] = list(map(self._getters[name], self.rows))
+        return values
+
+    def iter(self, name: str) -> Iterator[Any]:
+        """The field's values, lazily."""
+        return map(self._getters[name], self.rows)
+
+    def at(self, name: str, i: int) -> Any:
+        """The field's value in row ``i``."""
+        return self._getters[name](self.rows[i])
+
+    def codes(self, name: str, *, required: bool = False) -> Codes:
+        """The field's codes; ``required``: ``KeyError(name)`` when a row lacks it."""
+        codes = np.fromiter(map(hash, self.iter(name)), np.int64, count=self.n)
+        if required and self.n and bool((codes == _MISSING_CODE).any()):
+            raise KeyError(name)
+        return codes
+
+    def tuples(self, names: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+        """Rows as tuples of these fields (a dict row without one raises ``KeyError``)."""
+        return map((attrgetter if self._struct else itemgetter)(*names), self.rows)
 
 
 class RecordSource:
@@ -62,10 +106,9 @@ class ListRecords(RecordSource):
 
     def chunks(self, fields: Sequence[str]) -> Iterator[Chunk]:
         rows = self.rows
+        getters = {name: methodcaller("get", name, absent) for name, absent in map(_spec, fields)}
         for lo in range(0, len(rows), self.CHUNK_ROWS):
-            part = rows[lo : lo + self.CHUNK_ROWS]
-            yield {name: list(map(methodcaller("get", name, absent), part))
-                   for name, absent in map(_spec, fields)}
+            yield Chunk(rows[lo : lo + self.CHUNK_ROWS], getters, struct=False)
 
     def rows_at(self, positions: Iterable[int]) -> dict[int, dict[str, Any]]:
         return {p: dict(self.rows[p]) for p in positions}
@@ -121,7 +164,7 @@ class FileRecords(RecordSource):
 
     def chunks(self, fields: Sequence[str]) -> Iterator[Chunk]:
         decoder = msgspec.json.Decoder(_struct(fields))
-        getters = [(name, attrgetter(name)) for name, _ in map(_spec, fields)]
+        getters = {name: attrgetter(name) for name, _ in map(_spec, fields)}
         total = 0
         for first_line, data in self._blocks():
             try:
@@ -129,7 +172,7 @@ class FileRecords(RecordSource):
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 raise ValueError(f"{self.path}: {_bad_line(data, first_line)}: {exc}") from None
             total += len(rows)
-            yield {f: list(map(get, rows)) for f, get in getters}
+            yield Chunk(rows, getters, struct=True)
         self._len = total
 
     def rows_at(self, positions: Iterable[int]) -> dict[int, dict[str, Any]]:
