@@ -201,17 +201,23 @@ def idempotent_replay(history: Any, state: Any, ctx: CheckContext) -> CheckResul
     """A replay with the same body gets the first answer; a different body gets 422.
 
     Same body: every ``ok`` replay's status and body equal the key's first ``ok``
-    answer and the stored idempotency response. Different body: a 2xx is a violation
-    (409 while the first is in flight and 422 are the right answers).
+    answer and the stored idempotency response. Different body: a 2xx for a key whose
+    first body was answered ``ok`` is a violation (409 while the first is in flight and
+    422 are the right answers); when the first never got an ``ok``, it may never have
+    reached the stack, and the ledger checks judge what the second did.
     """
     ix = history_index(history, ctx)
     src = ix.source
     errors = ErrorCollector()
-    if len(ix.diff_line):
-        firsts = lookup(ix.ok_keys, ix.ok_line.tolist(), ix.diff_key, None)
+    # a different body accepted for a key whose first body was accepted too; without
+    # that, the first may never have reached the stack (then the second is the first)
+    stored_first = in_sorted(ix.diff_key, ix.ok_keys)
+    diff_line, diff_key = ix.diff_line[stored_first], ix.diff_key[stored_first]
+    if len(diff_line):
+        firsts = lookup(ix.ok_keys, ix.ok_line.tolist(), diff_key, None)
 
         def diff_examples(positions: Any) -> list[Example]:
-            lines = ix.diff_line[positions].tolist()
+            lines = diff_line[positions].tolist()
             ops = src.rows_at(lines + [ix.key_line(x) for x in lines])
             out: list[Example] = []
             for p, line in zip(positions.tolist(), lines, strict=True):
@@ -223,7 +229,7 @@ def idempotent_replay(history: Any, state: Any, ctx: CheckContext) -> CheckResul
                             None))
             return out
 
-        errors.add_batch(("different_body_accepted",), np.zeros(len(ix.diff_line), np.int64),
+        errors.add_batch(("different_body_accepted",), np.zeros(len(diff_line), np.int64),
                          diff_examples, shapes={"different_body_accepted": (True, ())})
     stored: dict[int, tuple[Any, Any]] = {}
     if len(ix.replay_line):

@@ -98,12 +98,22 @@ class _Chain:
         return {file_pos[fp]: row for fp, row in self.source.rows_at(file_pos).items()}
 
 
+def audit_chain(state: Any, ctx: CheckContext) -> _Chain:
+    """The run's audit log read and rehashed once (cached in ``ctx.cache``)."""
+    cached = ctx.cache.get("audit_chain")
+    if cached is None or cached[0] is not state:
+        cached = (state, _Chain(state, ctx))
+        ctx.cache["audit_chain"] = cached
+    chain: _Chain = cached[1]
+    return chain
+
+
 @checker("audit_complete")
 def audit_complete(history: Any, state: Any, ctx: CheckContext) -> CheckResult:
     """Every transfer has an audit record; seq has no gaps; each row's ``prev_hash`` is
     the previous row's ``hash`` and its ``hash`` recomputes (tampering shows here)."""
     errors = ErrorCollector()
-    chain = _Chain(state, ctx)
+    chain = audit_chain(state, ctx)
     seq, n = chain.seq, chain.n
     if n > 1:
         gaps = np.flatnonzero(seq[1:] != seq[:-1] + 1) + 1

@@ -100,6 +100,12 @@ def in_sorted(values: Codes, sorted_set: Codes) -> npt.NDArray[np.bool_]:
     """Membership of each of ``values`` in the sorted array ``sorted_set``."""
     if not len(sorted_set):
         return np.zeros(len(values), dtype=bool)
+    if len(values) > 1 << 15 and not bool(np.all(values[1:] >= values[:-1])):
+        # sorted queries walk the table once; random ones miss the cache at every step
+        order = np.argsort(values)
+        hit = np.empty(len(values), dtype=bool)
+        hit[order] = in_sorted(values[order], sorted_set)
+        return hit
     pos = np.searchsorted(sorted_set, values)
     pos[pos == len(sorted_set)] = 0
     return sorted_set[pos] == values  # type: ignore[no-any-return]

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ._history import context_windows
+from ._parallel import prefetch
 from ._registry import INVARIANTS, run_checks
 from ._result import UNKNOWN, CheckContext, CheckResult
 from ._series import timeseries as _timeseries
@@ -99,6 +100,7 @@ class StoredRun:
             if "all" in names:
                 names = [n for n in names if n != "all"] + [n for n in INVARIANTS if n not in names]
             return [CheckResult(name=n, valid=UNKNOWN, message=self.state_problem) for n in names]
+        prefetch(self.history, self.state, self.context)
         return run_checks(invariants, self.history, self.state, self.context)
 
     def slos(self, scenario: Any = None) -> list[CheckResult]:

@@ -139,8 +139,8 @@ class FileRecords(RecordSource):
         self._len: int | None = None
 
     def _blocks(self) -> Iterator[tuple[int, bytes]]:
-        """(number of the block's first line, whole lines) blocks of the file."""
-        line_no = 0
+        """(byte offset, whole lines) blocks of the file."""
+        offset = 0
         rest = b""
         with open(self.path, "rb") as fh:
             while True:
@@ -152,28 +152,40 @@ class FileRecords(RecordSource):
                 if cut == 0:
                     rest = data
                     continue
-                yield line_no, data[:cut]
-                line_no += data.count(b"\n", 0, cut)
+                yield offset, data[:cut]
+                offset += cut
                 rest = data[cut:]
         if rest.strip():
             try:
                 orjson.loads(rest)
             except orjson.JSONDecodeError:
                 return  # a torn last line
-            yield line_no, rest
+            yield offset, rest
 
     def chunks(self, fields: Sequence[str]) -> Iterator[Chunk]:
         decoder = msgspec.json.Decoder(_struct(fields))
         getters = {name: attrgetter(name) for name, _ in map(_spec, fields)}
         total = 0
-        for first_line, data in self._blocks():
+        for offset, data in self._blocks():
             try:
                 rows = decoder.decode_lines(data)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                raise ValueError(f"{self.path}: {_bad_line(data, first_line)}: {exc}") from None
+                raise ValueError(f"{self.path}: {self._bad_line(data, offset)}: {exc}") from None
             total += len(rows)
             yield Chunk(rows, getters, struct=True)
         self._len = total
+
+    def _bad_line(self, data: bytes, offset: int) -> str:
+        with open(self.path, "rb") as fh:
+            first_line = fh.read(offset).count(b"\n")
+        for i, line in enumerate(data.split(b"\n")):
+            if not line.strip():
+                continue
+            try:
+                orjson.loads(line)
+            except orjson.JSONDecodeError:
+                return f"line {first_line + i + 1} is not JSON"
+        return f"a line from {first_line + 1} on is not a JSON object"
 
     def rows_at(self, positions: Iterable[int]) -> dict[int, dict[str, Any]]:
         wanted = sorted(set(positions))
@@ -200,14 +212,3 @@ class FileRecords(RecordSource):
                 n += sum(1 for line in data.split(b"\n") if line.strip())
             self._len = n
         return self._len
-
-
-def _bad_line(data: bytes, first_line: int) -> str:
-    for i, line in enumerate(data.split(b"\n")):
-        if not line.strip():
-            continue
-        try:
-            orjson.loads(line)
-        except orjson.JSONDecodeError:
-            return f"line {first_line + i + 1} is not JSON"
-    return f"a line from {first_line + 1} on is not a JSON object"
