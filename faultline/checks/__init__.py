@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from . import _acks, _audit, _delivery, _ledger  # noqa: F401  (register the checkers)
 from ._histogram import LatencyHistogram
-from ._registry import CHECKERS, INVARIANTS, Checker, checker, run_checks
+from ._registry import CHECKERS, ERROR_KINDS, INVARIANTS, Checker, checker, run_checks
 from ._result import UNKNOWN, CheckContext, CheckResult, ErrorCollector, Validity
 from ._run import StoredRun, check_run, recheck_run_folder
 from ._series import timeseries
@@ -57,6 +57,7 @@ from ._windows import FaultWindow, fault_windows_from_history, is_error
 
 __all__ = [
     "CHECKERS",
+    "ERROR_KINDS",
     "EXIT_HARNESS_ERROR",
     "EXIT_HELD",
     "EXIT_INVARIANT_VIOLATED",
