@@ -1,12 +1,12 @@
-"""Reading a big stored run on two cores: the history in a helper process, the snapshot
-here, at the same time.
+"""Reading a big stored run on two cores: the history and the audit log in helper
+processes, the rest of the snapshot here, at the same time.
 
-Decoding is most of a check's time, and a history and its snapshot are independent
-files: a forked helper builds the history's index while this process reads the
-snapshot's tables and rehashes the audit chain. The index comes back through a pickle
-file (numpy arrays go to it without a copy), so neither process holds it twice.
-Anything that goes wrong in the helper is left to the ordinary path: the checkers then
-build the index themselves (and fail, if they must, the same way).
+Decoding is most of a check's time, and the files are independent: a forked helper
+builds the history's index, another reads and rehashes the audit chain, while this
+process reads the snapshot's other tables. Each result comes back through a pickle file
+(numpy arrays go to it without a copy), so no process holds one twice. Anything that
+goes wrong in a helper is left to the ordinary path: the checkers then read that part
+themselves (and fail, if they must, the same way).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import pickle
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,19 +32,19 @@ __all__ = ["PARALLEL_MIN_BYTES", "prefetch"]
 PARALLEL_MIN_BYTES = 32 << 20
 
 
-def _build(history: FileRecords, out: str) -> None:
+def _helper(build: Callable[[], Any], out: str) -> None:
     try:
-        ix = history_index(history, CheckContext())
+        value = build()
         with open(out, "wb") as fh:
-            pickle.dump(ix, fh, protocol=5)
-    except BaseException:  # the parent rebuilds it in-process, and fails there if it must
+            pickle.dump(value, fh, protocol=5)
+    except BaseException:  # the parent reads it in-process, and fails there if it must
         os._exit(1)
     os._exit(0)
 
 
 def prefetch(history: Any, state: StateSource | None, ctx: CheckContext) -> None:
-    """Fill ``ctx.cache`` with the history index and the snapshot's columns, reading
-    the two on two cores. Does nothing for a small or in-memory run."""
+    """Fill ``ctx.cache`` with the history index, the audit chain and the snapshot's
+    columns, read on two cores. Does nothing for a small or in-memory run."""
     if (state is None or not isinstance(history, FileRecords) or "history_index" in ctx.cache
             or history.path.stat().st_size < PARALLEL_MIN_BYTES):
         return
@@ -51,20 +52,25 @@ def prefetch(history: Any, state: StateSource | None, ctx: CheckContext) -> None
         fork = multiprocessing.get_context("fork")
     except ValueError:
         return
+    jobs: dict[str, tuple[Any, Callable[[], Any]]] = {
+        "history_index": (history, lambda: history_index(history, CheckContext()))}
+    if "audit" in state.tables:
+        jobs["audit_chain"] = (state, lambda: audit_chain(state, CheckContext()))
     with tempfile.TemporaryDirectory(prefix="faultline-check-") as tmp:
-        out = str(Path(tmp) / "history-index.pickle")
-        helper = fork.Process(target=_build, args=(history, out), daemon=True)
-        helper.start()
+        helpers = []
+        for key, (_, build) in jobs.items():
+            out = str(Path(tmp) / f"{key}.pickle")
+            helper = fork.Process(target=_helper, args=(build, out), daemon=True)
+            helper.start()
+            helpers.append((key, out, helper))
         try:
             for name in _SPEC:
                 if name in state.tables:
                     with contextlib.suppress(Exception):  # the checker fails on it itself
                         table(state, ctx, name)
-            if "audit" in state.tables:
-                with contextlib.suppress(Exception):
-                    audit_chain(state, ctx)
         finally:
-            helper.join()
-        if helper.exitcode == 0:
-            with open(out, "rb") as fh:
-                ctx.cache["history_index"] = (history, pickle.load(fh))
+            for key, out, helper in helpers:
+                helper.join()
+                if helper.exitcode == 0:
+                    with open(out, "rb") as fh:
+                        ctx.cache[key] = (jobs[key][0], pickle.load(fh))

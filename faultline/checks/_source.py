@@ -138,8 +138,9 @@ class FileRecords(RecordSource):
         self.name = name or self.path.stem
         self._len: int | None = None
 
-    def _blocks(self) -> Iterator[tuple[int, bytes]]:
-        """(byte offset, whole lines) blocks of the file."""
+    def _blocks(self) -> Iterator[tuple[int, bytes | memoryview]]:
+        """(byte offset, whole lines) pieces of the file, without copying a block: the
+        one line that straddles two blocks is a piece of its own."""
         offset = 0
         rest = b""
         with open(self.path, "rb") as fh:
@@ -147,14 +148,20 @@ class FileRecords(RecordSource):
                 block = fh.read(BLOCK_BYTES)
                 if not block:
                     break
-                data = rest + block if rest else block
-                cut = data.rfind(b"\n") + 1
-                if cut == 0:
-                    rest = data
-                    continue
-                yield offset, data[:cut]
-                offset += cut
-                rest = data[cut:]
+                start = 0
+                if rest:
+                    nl = block.find(b"\n")
+                    if nl < 0:
+                        rest += block
+                        continue
+                    yield offset, rest + block[: nl + 1]
+                    offset += len(rest) + nl + 1
+                    start = nl + 1
+                cut = block.rfind(b"\n") + 1
+                if cut > start:
+                    yield offset, memoryview(block)[start:cut]
+                    offset += cut - start
+                rest = block[max(cut, start):]
         if rest.strip():
             try:
                 orjson.loads(rest)
@@ -175,10 +182,10 @@ class FileRecords(RecordSource):
             yield Chunk(rows, getters, struct=True)
         self._len = total
 
-    def _bad_line(self, data: bytes, offset: int) -> str:
+    def _bad_line(self, data: bytes | memoryview, offset: int) -> str:
         with open(self.path, "rb") as fh:
             first_line = fh.read(offset).count(b"\n")
-        for i, line in enumerate(data.split(b"\n")):
+        for i, line in enumerate(bytes(data).split(b"\n")):
             if not line.strip():
                 continue
             try:
@@ -209,6 +216,6 @@ class FileRecords(RecordSource):
         if self._len is None:
             n = 0
             for _, data in self._blocks():
-                n += sum(1 for line in data.split(b"\n") if line.strip())
+                n += sum(1 for line in bytes(data).split(b"\n") if line.strip())
             self._len = n
         return self._len

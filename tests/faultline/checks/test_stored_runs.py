@@ -172,3 +172,20 @@ def test_in_memory_and_from_disk_agree_on_a_bigger_run(tmp_path: Path) -> None:
     memory = [r.to_dict() for r in run_checks(None, run.history, run.state)]
     disk = [r.to_dict() for r in check_run(folder.history, folder.final_state)]
     assert jsonable(disk) == jsonable(memory)
+
+
+def test_lines_across_blocks_and_longer_than_a_block_are_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from faultline.checks import _source
+
+    run = synthetic_run(1500, seed=6, accounts=10)
+    run.history[8]["value"]["note"] = "x" * 5000  # one line longer than a block
+    PLANTED["tampered_audit_row"](run)  # type: ignore[arg-type]
+    folder = RunFolder(tmp_path)
+    store(run, folder)
+    memory = [r.to_dict() for r in run_checks(None, run.history, run.state)]
+    monkeypatch.setattr(_source, "BLOCK_BYTES", 997)
+    disk = [r.to_dict() for r in check_run(folder.history, folder.final_state)]
+    assert jsonable(disk) == jsonable(memory)
+    assert {r["name"]: r["valid"] for r in disk}["audit_complete"] is False
