@@ -1,9 +1,9 @@
-"""Reading a big stored run on two cores: the history and the audit log in helper
-processes, the rest of the snapshot here, at the same time.
+"""Reading a big stored run on two cores: the history, the audit log and the ledger
+entries in helper processes, the rest of the snapshot here, at the same time.
 
-Decoding is most of a check's time, and the files are independent: a forked helper
-builds the history's index, another reads and rehashes the audit chain, while this
-process reads the snapshot's other tables. Each result comes back through a pickle file
+Decoding is most of a check's time, and the files are independent: forked helpers
+build the history's index, read and rehash the audit chain and read the entries,
+while this process reads the snapshot's other tables. Each result comes back through a pickle file
 (numpy arrays go to it without a copy), so no process holds one twice. Anything that
 goes wrong in a helper is left to the ordinary path: the checkers then read that part
 themselves (and fail, if they must, the same way).
@@ -23,7 +23,7 @@ from typing import Any
 from ._audit import audit_chain
 from ._history import history_index
 from ._result import CheckContext
-from ._snapshot import _SPEC, StateSource, table
+from ._snapshot import _SPEC, StateSource, table, table_key
 from ._source import FileRecords
 
 __all__ = ["PARALLEL_MIN_BYTES", "prefetch"]
@@ -56,6 +56,8 @@ def prefetch(history: Any, state: StateSource | None, ctx: CheckContext) -> None
         "history_index": (history, lambda: history_index(history, CheckContext()))}
     if "audit" in state.tables:
         jobs["audit_chain"] = (state, lambda: audit_chain(state, CheckContext()))
+    if "entries" in state.tables:  # the biggest table: two rows per transfer
+        jobs[table_key(state, "entries")] = (state, lambda: table(state, CheckContext(), "entries"))
     with tempfile.TemporaryDirectory(prefix="faultline-check-") as tmp:
         helpers = []
         for key, (_, build) in jobs.items():
@@ -65,7 +67,7 @@ def prefetch(history: Any, state: StateSource | None, ctx: CheckContext) -> None
             helpers.append((key, out, helper))
         try:
             for name in _SPEC:
-                if name in state.tables:
+                if name in state.tables and table_key(state, name) not in jobs:
                     with contextlib.suppress(Exception):  # the checker fails on it itself
                         table(state, ctx, name)
         finally:

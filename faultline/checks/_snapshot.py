@@ -27,6 +27,7 @@ __all__ = [
     "TableColumns",
     "state_source",
     "table",
+    "table_key",
 ]
 
 #: transfer statuses that never move money (all others are committed)
@@ -133,8 +134,36 @@ def _out(field: str, kind: str) -> str:
     return "uncommitted" if kind == "uncommitted" else field.rstrip("?")
 
 
+class _Growing:
+    """A column filled chunk by chunk: into one array of the expected length (no copy
+    at the end), or, past it, into parts joined at the end."""
+
+    def __init__(self, expected: int | None, dtype: Any) -> None:
+        self.array = np.empty(expected, dtype) if expected is not None else None
+        self.parts: list[Any] = []
+        self.n = 0
+
+    def add(self, values: Any) -> None:
+        k = len(values)
+        if self.array is not None and self.n + k <= len(self.array):
+            self.array[self.n : self.n + k] = values
+        else:
+            if self.array is not None:
+                self.parts.append(self.array[: self.n])
+                self.array = None
+            self.parts.append(values)
+        self.n += k
+
+    def result(self) -> Any:
+        if self.array is not None:
+            return self.array[: self.n]
+        return np.concatenate(self.parts) if self.parts else np.zeros(0, np.int64)
+
+
 def _read(source: RecordSource, spec: Mapping[str, str]) -> TableColumns:
-    parts: dict[str, list[Any]] = {_out(f, k): [] for f, k in spec.items()}
+    expected = source.known_length()
+    parts = {_out(f, k): _Growing(expected, bool if k in ("uncommitted", "present") else np.int64)
+             for f, k in spec.items()}
     failures: dict[str, Exception] = {}
     n = 0
     for chunk in source.chunks(list(spec)):
@@ -144,17 +173,21 @@ def _read(source: RecordSource, spec: Mapping[str, str]) -> TableColumns:
             if out in failures:
                 continue
             try:
-                parts[out].append(_convert(kind, name, chunk, not field.endswith("?")))
+                parts[out].add(_convert(kind, name, chunk, not field.endswith("?")))
             except (KeyError, TypeError, ValueError, OverflowError) as exc:
                 failures[out] = exc
-    columns = {name: np.concatenate(arrs) if arrs else np.zeros(0, np.int64)
-               for name, arrs in parts.items() if name not in failures}
+    columns = {name: col.result() for name, col in parts.items() if name not in failures}
     return TableColumns(source, columns, failures, n)
+
+
+def table_key(state: Any, name: str) -> str:
+    """The ``ctx.cache`` key of a table's columns (the baseline's beside the final's)."""
+    return f"table:{name}:{id(state)}"
 
 
 def table(state: Any, ctx: CheckContext, name: str) -> TableColumns:
     """The columns of table ``name`` (an empty table when the snapshot has none)."""
-    key = f"table:{name}:{id(state)}"  # the baseline's tables are cached beside the final's
+    key = table_key(state, name)
     cached = ctx.cache.get(key)
     if cached is not None and cached[0] is state:
         return cached[1]  # type: ignore[no-any-return]

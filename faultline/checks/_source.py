@@ -91,6 +91,10 @@ class RecordSource:
         """The whole rows at these 0-based positions."""
         raise NotImplementedError
 
+    def known_length(self) -> int | None:
+        """The number of rows when it is known without reading them."""
+        return None
+
     def __len__(self) -> int:
         raise NotImplementedError
 
@@ -112,6 +116,9 @@ class ListRecords(RecordSource):
 
     def rows_at(self, positions: Iterable[int]) -> dict[int, dict[str, Any]]:
         return {p: dict(self.rows[p]) for p in positions}
+
+    def known_length(self) -> int | None:
+        return len(self.rows)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -211,6 +218,9 @@ class FileRecords(RecordSource):
                         break
                 pos += 1
         return out
+
+    def known_length(self) -> int | None:
+        return self._len
 
     def __len__(self) -> int:
         if self._len is None:
