@@ -95,6 +95,11 @@ class RecordSource:
         """The number of rows when it is known without reading them."""
         return None
 
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        """Every row as a dict, streaming (for code that walks a history line by line;
+        the checkers read columns instead)."""
+        raise NotImplementedError
+
     def __len__(self) -> int:
         raise NotImplementedError
 
@@ -119,6 +124,9 @@ class ListRecords(RecordSource):
 
     def known_length(self) -> int | None:
         return len(self.rows)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.rows)  # type: ignore[arg-type]
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -221,6 +229,13 @@ class FileRecords(RecordSource):
 
     def known_length(self) -> int | None:
         return self._len
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        loads = orjson.loads
+        for _, data in self._blocks():
+            for line in bytes(data).splitlines():
+                if line.strip():
+                    yield loads(line)
 
     def __len__(self) -> int:
         if self._len is None:

@@ -189,3 +189,11 @@ def test_lines_across_blocks_and_longer_than_a_block_are_read_whole(
     disk = [r.to_dict() for r in check_run(folder.history, folder.final_state)]
     assert jsonable(disk) == jsonable(memory)
     assert {r["name"]: r["valid"] for r in disk}["audit_complete"] is False
+
+
+def test_a_stored_history_can_still_be_walked_line_by_line(tmp_path: Path) -> None:
+    run = synthetic_run(300, seed=1, accounts=5)
+    folder = RunFolder(tmp_path)
+    store(run, folder)
+    opened = StoredRun.open(history=folder.history, state=folder.final_state)
+    assert list(opened.history) == jsonable(run.history)
