@@ -14,8 +14,8 @@ chain; writing is not timed), then times, each in a separate process:
 
 Peak memory is the largest sum of the proportional set sizes (PSS: a page a forked
 helper shares with its parent counts once) of the check process and its helpers,
-sampled from /proc every 20 ms; the largest resident set of any one of them is kept
-beside it. The machine may be shared: its load average is recorded before and after
+sampled from /proc 4 times a second (a lone process: its resident set, every 25 ms);
+the largest resident set of any one of them is kept beside it. The machine may be shared: its load average is recorded before and after
 each run.
 Results: benchmarks/results/checkers.json.
 
@@ -79,33 +79,38 @@ print(v.exit_code, v.reason)
 """
 
 
-def _tree_memory_kb(pid: int) -> tuple[int, int]:
-    """(PSS KB summed over ``pid`` and its descendants, the largest RSS KB of one).
-
-    PSS counts a page shared by a forked helper and its parent once, split between
-    them, so the sum is the memory the whole check holds."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
-    pss, rss, todo = 0, 0, [pid]
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (from /proc/<pid>/task/*/children)."""
+    out, todo = [], [pid]
     while todo:
         p = todo.pop()
-        todo += children.get(p, [])
+        out.append(p)
         try:
-            with open(f"/proc/{p}/smaps_rollup") as fh:
-                fields = dict(line.split(":", 1) for line in fh if ":" in line)
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as fh:
+                    todo += [int(c) for c in fh.read().split()]
         except OSError:
             continue
-        pss += int(fields.get("Pss", "0 kB").split()[0])
-        rss = max(rss, int(fields.get("Rss", "0 kB").split()[0]))
-    return pss, rss
+    return out
+
+
+def _pss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+    except (OSError, ValueError):
+        return 0
 
 
 def timed(code: str, run_dir: Path, pythonpath: str | None = None) -> dict[str, Any]:
@@ -120,10 +125,18 @@ def timed(code: str, run_dir: Path, pythonpath: str | None = None) -> dict[str, 
     peak = [0, 0]
 
     def sample() -> None:
+        # RSS (cheap) every 25 ms; PSS (the kernel walks every page) 4 times a second
+        tick = 0
         while proc.poll() is None:
-            pss, rss = _tree_memory_kb(proc.pid)
-            peak[0], peak[1] = max(peak[0], pss), max(peak[1], rss)
-            time.sleep(0.02)
+            tree = _tree(proc.pid)
+            rss = [_rss_kb(p) for p in tree]
+            peak[1] = max(peak[1], max(rss))
+            if len(tree) == 1:
+                peak[0] = max(peak[0], rss[0])
+            elif tick % 10 == 0:
+                peak[0] = max(peak[0], sum(_pss_kb(p) for p in tree))
+            tick += 1
+            time.sleep(0.025)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
