@@ -85,9 +85,10 @@ def float_column(values: Sequence[Any]) -> npt.NDArray[np.float64]:
         return np.array([np.nan if v is None or v is MISSING else v for v in values], dtype=np.float64)
 
 
-def small_codes(values: Iterable[Any], table: dict[Any, int], *, other: int) -> npt.NDArray[np.int8]:
+def small_codes(values: Iterable[Any], table: dict[Any, int], *, other: int,
+                count: int = -1) -> npt.NDArray[np.int8]:
     """Codes of a column with a few known values (``type``, ``f``); the rest -> ``other``."""
-    return np.fromiter(map(table.get, values, _repeat(other)), dtype=np.int8)
+    return np.fromiter(map(table.get, values, _repeat(other)), dtype=np.int8, count=count)
 
 
 def _repeat(value: int) -> Iterable[int]:

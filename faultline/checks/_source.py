@@ -39,14 +39,15 @@ class Chunk:
     body, a nemesis line's value) costs those rows only.
     """
 
-    __slots__ = ("_getters", "_lists", "_struct", "n", "rows")
+    __slots__ = ("_getters", "_lists", "n", "raw", "rows")
 
     def __init__(self, rows: Sequence[Any], getters: dict[str, Any], struct: bool) -> None:
         self.rows = rows
         self.n = len(rows)
         self._getters = getters
         self._lists: dict[str, list[Any]] = {}
-        self._struct = struct
+        #: decoded from a file: the fields of ``RAW`` are raw JSON text (``msgspec.Raw``)
+        self.raw = struct
 
     def __getitem__(self, name: str) -> list[Any]:
         values = self._lists.get(name)
@@ -62,6 +63,10 @@ class Chunk:
         """The field's value in row ``i``."""
         return self._getters[name](self.rows[i])
 
+    def pick(self, name: str, positions: list[int]) -> list[Any]:
+        """The field's values in these rows."""
+        return list(map(self._getters[name], map(self.rows.__getitem__, positions)))
+
     def codes(self, name: str, *, required: bool = False) -> Codes:
         """The field's codes; ``required``: ``KeyError(name)`` when a row lacks it."""
         codes = np.fromiter(map(hash, self.iter(name)), np.int64, count=self.n)
@@ -71,7 +76,7 @@ class Chunk:
 
     def tuples(self, names: Sequence[str]) -> Iterator[tuple[Any, ...]]:
         """Rows as tuples of these fields (a dict row without one raises ``KeyError``)."""
-        return map((attrgetter if self._struct else itemgetter)(*names), self.rows)
+        return map((attrgetter if self.raw else itemgetter)(*names), self.rows)
 
 
 class RecordSource:
