@@ -18,6 +18,7 @@ few gigabytes; benchmarks/checkers.py measures both against the alternatives.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from itertools import pairwise
 from typing import Any
 
 import msgspec
@@ -33,6 +34,7 @@ __all__ = [
     "first_index",
     "float_column",
     "group_sums",
+    "group_totals",
     "in_sorted",
     "int_column",
     "lookup",
@@ -118,24 +120,42 @@ def first_index(codes: Codes) -> tuple[Codes, npt.NDArray[np.intp]]:
     return uniq, first
 
 
-def group_sums(keys: Codes, amounts: npt.NDArray[np.int64]) -> tuple[Codes, list[int]]:
-    """(distinct keys sorted, the exact sum of ``amounts`` per key as Python ints).
+def _sums_fit(amounts: npt.NDArray[np.int64]) -> bool:
+    """Can no partial sum of ``amounts`` leave int64?"""
+    biggest = int(np.abs(amounts).max()) if len(amounts) else 0
+    return biggest * len(amounts) < 2**62
 
-    int64 sums are exact while no partial sum can pass 2⁶³; beyond that the sums are
-    taken in Python integers, as the former checkers always did.
+
+def group_totals(amounts: npt.NDArray[np.int64], starts: npt.NDArray[np.intp]) -> list[int]:
+    """Exact sums of the runs of ``amounts`` beginning at ``starts`` (sorted, first 0).
+
+    int64 sums are exact while no partial sum can pass 2⁶³; beyond that they are taken
+    in Python integers, as the former checkers always did.
     """
+    if not len(starts):
+        return []
+    if _sums_fit(amounts):
+        return np.add.reduceat(amounts, starts).tolist()  # type: ignore[no-any-return]
+    bounds = [*starts.tolist(), len(amounts)]
+    values = amounts.tolist()
+    return [sum(values[a:b]) for a, b in pairwise(bounds)]
+
+
+def group_sums(keys: Codes, amounts: npt.NDArray[np.int64]) -> tuple[Codes, list[int]]:
+    """(distinct keys sorted, the exact sum of ``amounts`` per key as Python ints)."""
     if not len(keys):
         return keys[:0], []
-    uniq, inverse = np.unique(keys, return_inverse=True)
-    biggest = int(np.abs(amounts).max()) if len(amounts) else 0
-    if biggest * len(amounts) < 2**62:
-        sums = np.zeros(len(uniq), np.int64)
-        np.add.at(sums, inverse, amounts)
-        return uniq, sums.tolist()
-    exact = [0] * len(uniq)
-    for i, a in zip(inverse.tolist(), amounts.tolist(), strict=True):
-        exact[i] += a
-    return uniq, exact
+    keys_sorted = uniq(keys)
+    if len(keys_sorted) <= 1 << 16 and _sums_fit(amounts):
+        # few keys (accounts): the table stays in cache, and no sort of the rows
+        sums = np.zeros(len(keys_sorted), np.int64)
+        np.add.at(sums, np.searchsorted(keys_sorted, keys), amounts)
+        return keys_sorted, sums.tolist()
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    new = np.ones(len(ordered), bool)
+    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+    return keys_sorted, group_totals(amounts[order], np.flatnonzero(new))
 
 
 def lookup(sorted_keys: Codes, values: Sequence[Any], wanted: Codes, default: Any) -> list[Any]:

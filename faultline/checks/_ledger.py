@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ._columns import Codes, first_appearance, group_sums, isin, lookup, ordered_subset
+from ._columns import Codes, first_appearance, group_sums, group_totals, in_sorted, isin, lookup
 from ._registry import checker
 from ._result import CheckContext, CheckResult, ErrorCollector, Example
 from ._snapshot import state_source, table
@@ -110,6 +110,29 @@ def _pair_sums(tid: Codes, cur: Codes, amount: Any, wanted: Codes) -> tuple[Code
             [per_tid.get(w, 0) for w in wanted_list])
 
 
+class _EntryGroups:
+    """The entries grouped by transfer, by one stable sort: ``tids`` (sorted, distinct),
+    ``first`` (each one's first entry), ``group`` (of each entry in sorted order),
+    ``nonzero`` (the entries' sum is not zero)."""
+
+    def __init__(self, e_tid: Codes, amounts: Any) -> None:
+        self.order = np.argsort(e_tid, kind="stable")
+        st = e_tid[self.order]
+        new = np.ones(len(st), bool)
+        if len(st):
+            np.not_equal(st[1:], st[:-1], out=new[1:])
+        starts = np.flatnonzero(new)
+        self.tids = st[starts]
+        self.first = self.order[starts]
+        self.group = np.cumsum(new) - 1
+        sums = group_totals(amounts[self.order], starts)
+        self.nonzero = np.fromiter(map(bool, sums), bool, count=len(starts))
+
+    def in_ledger_order(self, mask: Any) -> Codes:
+        """The transfers of ``mask`` in the order of their first entry."""
+        return self.tids[mask][np.argsort(self.first[mask], kind="stable")]  # type: ignore[no-any-return]
+
+
 @checker("balanced_entries")
 def balanced_entries(history: Any, state: Any, ctx: CheckContext) -> CheckResult:
     """Every transfer's entries sum to zero per currency, in the transfer's currency;
@@ -120,29 +143,35 @@ def balanced_entries(history: Any, state: Any, ctx: CheckContext) -> CheckResult
     ids = transfers.col("id")
     uncommitted = transfers.col("uncommitted")
     t_cur = transfers.col("currency")
-    order = first_appearance(e_tid)  # transfers with entries, in ledger order
-    has_entries = isin(ids, order)
+    g = _EntryGroups(e_tid, e_amount)
+    # each group's transfer: ids sorted once, searched with the sorted group keys
+    ot = np.argsort(ids, kind="stable")
+    s_ids, s_cur = ids[ot], t_cur[ot]
+    lo = np.searchsorted(s_ids, g.tids, "left")
+    hi = np.searchsorted(s_ids, g.tids, "right")
+    known = hi > lo
+    has_entries = np.empty(len(ids), bool)
+    has_entries[ot] = in_sorted(s_ids, g.tids)
     groups = [
         first_appearance(ids[~has_entries & ~uncommitted]),
         first_appearance(ids[has_entries & uncommitted]),
-        ordered_subset(order, order[~isin(order, ids)]),
+        g.in_ledger_order(~known),
     ]
     # entries in another currency than their transfer's (a transfer of ``ids`` only)
-    t_sorted = np.lexsort((t_cur, ids))
-    s_ids, s_cur = ids[t_sorted], t_cur[t_sorted]
-    lo = np.searchsorted(s_ids, e_tid, "left")
-    hi = np.searchsorted(s_ids, e_tid, "right")
-    known = hi > lo
-    same = np.zeros(len(e_tid), bool)
     span = hi - lo
     one = known & (span == 1)
-    same[one] = s_cur[lo[one]] == e_cur[one]
-    for i in np.flatnonzero(known & (span > 1)).tolist():  # a transfer id twice: rare
-        same[i] = bool(np.any(s_cur[lo[i]:hi[i]] == e_cur[i]))
-    groups.append(first_appearance(e_tid[known & ~same]))
-    tid_keys, tid_sums = group_sums(e_tid, e_amount)
-    nonzero = np.fromiter(map(bool, tid_sums), bool, count=len(tid_sums))
-    groups.append(ordered_subset(order, tid_keys[nonzero]))
+    e_cur_sorted = e_cur[g.order]
+    of_one = one[g.group]
+    same = np.zeros(len(e_tid), bool)
+    t_cur_of = s_cur[np.minimum(lo, max(len(s_cur) - 1, 0))] if len(s_cur) else lo
+    same[of_one] = t_cur_of[g.group[of_one]] == e_cur_sorted[of_one]
+    for k in np.flatnonzero(known & (span > 1)).tolist():  # a transfer id twice: rare
+        rows = np.flatnonzero(g.group == k)
+        same[rows] = np.isin(e_cur_sorted[rows], s_cur[lo[k]:hi[k]])
+    bad = np.zeros(len(e_tid), bool)
+    bad[g.order] = known[g.group] & ~same
+    groups.append(first_appearance(e_tid[bad]))
+    groups.append(g.in_ledger_order(g.nonzero))
     problems = first_appearance(np.concatenate(groups)) if any(len(g) for g in groups) else ids[:0]
     errors = ErrorCollector()
     if len(problems):

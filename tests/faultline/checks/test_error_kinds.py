@@ -145,3 +145,18 @@ def test_a_different_body_accepted_after_the_first_was_accepted_is_caught() -> N
     run.history[-2]["key"] = run.ok_keys[2]
     rec = error(check("idempotent_replay", run), "different_body_accepted")
     assert rec["first"]["key"] == run.ok_keys[2] != key
+
+
+def test_amounts_beyond_64_bits_are_summed_exactly() -> None:
+    state = {
+        "accounts": [{"id": "a", "currency": "EUR", "balance": 2**63, "kind": "customer"},
+                     {"id": "i", "currency": "EUR", "balance": -(2**63), "kind": "issuance"}],
+        "entries": [{"id": n, "transfer_id": f"t{n}", "account_id": acc, "amount": amount,
+                     "currency": "EUR"}
+                    for n, (acc, amount) in enumerate([("a", 2**62), ("i", -(2**62)),
+                                                      ("a", 2**62), ("i", -(2**62))])],
+    }
+    [result] = run_checks(["conservation"], [], state)
+    assert result.valid is True, result
+    state["accounts"][0]["balance"] += 1
+    assert error(run_checks(["conservation"], [], state)[0], "balance_entries_mismatch")["count"] == 1
