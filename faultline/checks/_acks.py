@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from ._columns import (
-    MISSING,
     NONE_CODE,
     Codes,
     first_appearance,
@@ -26,10 +25,10 @@ from ._columns import (
     union,
     uniq,
 )
-from ._history import HistoryIndex, body_hash, body_value, history_index, kept_body
+from ._history import HistoryIndex, body_value, history_index
 from ._registry import checker
 from ._result import UNKNOWN, CheckContext, CheckResult, ErrorCollector, Example
-from ._snapshot import state_source, table
+from ._snapshot import table
 
 __all__ = ["acknowledged_exactly_once", "idempotent_replay"]
 
@@ -163,20 +162,18 @@ def _subset_equal(recorded: Any, stored: Any) -> bool:
     return bool(recorded == stored)
 
 
-def _stored_answers(state: Any, ctx: CheckContext, replayed: Codes) -> dict[int, tuple[Any, Any]]:
-    """``{key code: (status_code, kept body)}`` of the idempotency rows of replayed keys:
-    the last row of a key wins, and only a ``done`` one (absent state: done) counts."""
-    source = state_source(state, ctx).tables.get("idempotency")
-    last: dict[int, tuple[Any, Any, Any]] = {}
-    if source is None:
-        return {}
-    for chunk in source.chunks(["key", "state", "status_code?", "response_body"]):
-        codes = chunk.codes("key", required=True)
-        for i in np.flatnonzero(in_sorted(codes, replayed)).tolist():
-            last[int(codes[i])] = (chunk.at("state", i), chunk.at("status_code", i),
-                                   kept_body(chunk.at("response_body", i)))
-    return {code: (status, body) for code, (st, status, body) in last.items()
-            if (st is MISSING or st == "done")}
+def _stored_answers(state: Any, ctx: CheckContext, replayed: Codes) -> tuple[Any, ...]:
+    """(key codes sorted, row positions, status codes, body hashes) of the idempotency
+    rows of replayed keys: the last row of a key wins, and only a ``done`` one (absent
+    state: done) counts."""
+    t = table(state, ctx, "idempotency")
+    keys = t.col("key")
+    rows = np.flatnonzero(in_sorted(keys, replayed))[::-1]  # the last row of a key first
+    codes, first = np.unique(keys[rows], return_index=True)
+    last = rows[first]
+    done = t.col("state")[last]
+    last = last[done]
+    return t, codes[done], last, t.col("status_code")[last], t.col("response_body")[last]
 
 
 def _stored_value(kept: Any) -> Any:
@@ -188,12 +185,13 @@ def _stored_value(kept: Any) -> Any:
     return body
 
 
-def _is_text(kept: Any) -> bool:
-    return isinstance(kept, str) or (isinstance(kept, bytes) and kept[:1] == b'"')
-
-
 def _same_status(a: float, b: float) -> bool:
     return a == b or (a != a and b != b)
+
+
+def _same_statuses(a: Any, b: Any) -> Any:
+    """Element-wise status equality, ``None`` (NaN) equal to ``None``."""
+    return (a == b) | (np.isnan(a) & np.isnan(b))
 
 
 @checker("idempotent_replay")
@@ -231,48 +229,41 @@ def idempotent_replay(history: Any, state: Any, ctx: CheckContext) -> CheckResul
 
         errors.add_batch(("different_body_accepted",), np.zeros(len(diff_line), np.int64),
                          diff_examples, shapes={"different_body_accepted": (True, ())})
-    stored: dict[int, tuple[Any, Any]] = {}
-    if len(ix.replay_line):
-        stored = _stored_answers(state, ctx, uniq(ix.replay_key))
     pos = np.searchsorted(ix.ok_keys, ix.replay_key)
     first_line = ix.ok_line[pos] if len(pos) else ix.ok_line[:0]
     first_status = ix.ok_status[pos] if len(pos) else ix.ok_status[:0]
     first_body = ix.ok_body[pos] if len(pos) else ix.ok_body[:0]
+    r_status = ix.replay_status
+    mismatch = (first_line != ix.replay_line) & (
+        (first_body != ix.replay_body) | ~_same_statuses(first_status, r_status))
+    suspects = np.flatnonzero(mismatch)
     found: list[tuple[int, int, Any]] = []  # (replay index, kind, stored status)
-    bodies_of_lines: dict[int, Any] = {}
-    suspects = np.flatnonzero((first_line != ix.replay_line) & (
-        (first_body != ix.replay_body) | ~((first_status == ix.replay_status)
-                                           | (np.isnan(first_status) & np.isnan(ix.replay_status)))))
-    if len(suspects):
+    if len(suspects):  # equal hashes are equal answers; the others are compared exactly
         ops = src.rows_at(first_line[suspects].tolist())
-        bodies_of_lines = {line: op.get("body") for line, op in ops.items()}
-    suspect = set(suspects.tolist())
-    r_status = ix.replay_status.tolist()
-    for i, code in enumerate(ix.replay_key.tolist()):
-        body = None
-        if i in suspect:
-            body = body_value(ix.replay_bodies[i])
-            status = r_status[i]
-            if not _same_status(status, float(first_status[i])) or body != bodies_of_lines[
-                    int(first_line[i])]:
+        for i in suspects.tolist():
+            if not _same_status(float(r_status[i]), float(first_status[i])) or body_value(
+                    ix.replay_bodies[i]) != ops[int(first_line[i])].get("body"):
                 found.append((i, 0, None))
-        saved = stored.get(code)
-        if saved is None:
-            continue
-        s_status, s_kept = saved
-        status = None if r_status[i] != r_status[i] else r_status[i]
-        if (status == s_status and body_hash(s_kept) == int(ix.replay_body[i])
-                and not _is_text(s_kept)):
-            continue  # the very same answer (a stored JSON text is parsed, so compared)
-        if body is None:
+    if len(ix.replay_line):
+        t, s_key, s_pos, s_status, s_hash = _stored_answers(state, ctx, uniq(ix.replay_key))
+        j = np.minimum(np.searchsorted(s_key, ix.replay_key), max(len(s_key) - 1, 0))
+        saved = s_key[j] == ix.replay_key if len(s_key) else np.zeros(len(r_status), bool)
+        same = saved & _same_statuses(r_status, s_status[j]) & (s_hash[j] == ix.replay_body)
+        slow = np.flatnonzero(saved & ~same)
+        stored_rows = t.rows_at(s_pos[j[slow]].tolist()) if len(slow) else {}
+        for i in slow.tolist():
+            row = stored_rows[int(s_pos[j[i]])]
+            status = None if r_status[i] != r_status[i] else float(r_status[i])
+            s_status_i = row.get("status_code")
             body = body_value(ix.replay_bodies[i])
-        s_body = _stored_value(s_kept)
-        if status == s_status and body == s_body:
-            continue
-        bad_status = s_status is not None and status is not None and s_status != status
-        bad_body = body is not None and s_body is not None and not _subset_equal(body, s_body)
-        if bad_status or bad_body:
-            found.append((i, 1, s_status))
+            s_body = _stored_value(row.get("response_body"))
+            if status == s_status_i and body == s_body:
+                continue
+            bad_status = s_status_i is not None and status is not None and s_status_i != status
+            bad_body = body is not None and s_body is not None and not _subset_equal(body, s_body)
+            if bad_status or bad_body:
+                found.append((i, 1, s_status_i))
+        found.sort(key=lambda x: (x[0], x[1]))
     if found:
         errors.add_batch(("replay_mismatch", "stored_response_mismatch"),
                          [k for _, k, _ in found], _replay_examples(ix, found, first_line),

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ._columns import MISSING, int_column
+from ._columns import MISSING, float_column, int_column
+from ._index import body_hashes
 from ._result import CheckContext
 from ._source import Chunk, ListRecords, RecordSource
 
@@ -43,6 +44,8 @@ _SPEC: dict[str, dict[str, str]] = {
     "stream": {"event_id": "code"},
     "processed_events": {"event_id": "code"},
     "dead_letters": {"event_id?": "code"},
+    "idempotency": {"key": "code", "state": "done", "status_code?": "float",
+                    "response_body": "body"},
 }
 
 
@@ -127,7 +130,21 @@ def _convert(kind: str, name: str, chunk: Chunk, required: bool) -> Any:
         return np.fromiter(map(NOT_COMMITTED.__contains__, chunk.iter(name)), bool, count=chunk.n)
     if kind == "present":
         return np.fromiter(map(is_not, chunk.iter(name), repeat(None)), bool, count=chunk.n)
+    if kind == "done":  # an idempotency row without a state counts as done
+        return np.fromiter(map(_done, chunk.iter(name)), bool, count=chunk.n)
+    if kind == "float":
+        return float_column(chunk[name])
+    if kind == "body":  # a stored answer's body: equal hashes are equal answers
+        return body_hashes(chunk[name], raw=chunk.raw)
     raise ValueError(kind)
+
+
+
+def _done(state: Any) -> bool:
+    return state is MISSING or state == "done"
+
+
+_DTYPES: dict[str, Any] = {"uncommitted": bool, "present": bool, "done": bool, "float": np.float64}
 
 
 def _out(field: str, kind: str) -> str:
@@ -162,8 +179,7 @@ class _Growing:
 
 def _read(source: RecordSource, spec: Mapping[str, str]) -> TableColumns:
     expected = source.known_length()
-    parts = {_out(f, k): _Growing(expected, bool if k in ("uncommitted", "present") else np.int64)
-             for f, k in spec.items()}
+    parts = {_out(f, k): _Growing(expected, _DTYPES.get(k, np.int64)) for f, k in spec.items()}
     failures: dict[str, Exception] = {}
     n = 0
     for chunk in source.chunks(list(spec)):
@@ -194,8 +210,7 @@ def table(state: Any, ctx: CheckContext, name: str) -> TableColumns:
     source = state_source(state, ctx).tables.get(name)
     spec = _SPEC[name]
     if source is None:
-        empty = {_out(f, k): np.zeros(0, bool if k in ("uncommitted", "present") else np.int64)
-                 for f, k in spec.items()}
+        empty = {_out(f, k): np.zeros(0, _DTYPES.get(k, np.int64)) for f, k in spec.items()}
         cols = TableColumns(None, empty, {}, 0)
     else:
         cols = _read(source, spec)
