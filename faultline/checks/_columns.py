@@ -29,6 +29,7 @@ __all__ = [
     "MISSING",
     "NONE_CODE",
     "Codes",
+    "Members",
     "code_column",
     "first_appearance",
     "first_index",
@@ -37,10 +38,15 @@ __all__ = [
     "group_totals",
     "in_sorted",
     "int_column",
+    "intersect",
+    "isin",
     "lookup",
     "ordered_subset",
     "require",
+    "setdiff",
     "small_codes",
+    "union",
+    "uniq",
 ]
 
 #: a field absent from a row (``None`` is a present null)
@@ -213,3 +219,18 @@ def union(a: Codes, b: Codes) -> Codes:
 def isin(values: Codes, members: Codes) -> npt.NDArray[np.bool_]:
     """``np.isin`` by sorting ``members`` (numpy's own hashes them: far slower)."""
     return in_sorted(values, uniq(members))
+
+
+class Members:
+    """Membership tests of one column against several sets, sorting the column once
+    (a membership test of unsorted values is a sort of them and a merge)."""
+
+    def __init__(self, values: Codes) -> None:
+        self.order = np.argsort(values)
+        self.sorted = values[self.order]
+
+    def of(self, members: Codes) -> npt.NDArray[np.bool_]:
+        """Which values are among ``members`` (any order, repeats allowed)."""
+        hit = np.empty(len(self.sorted), dtype=bool)
+        hit[self.order] = in_sorted(self.sorted, uniq(members))
+        return hit

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ._columns import Codes, first_appearance, isin, uniq
+from ._columns import Codes, Members, first_appearance, isin, uniq
 from ._registry import checker
 from ._result import CheckContext, CheckResult, ErrorCollector, Example
 from ._snapshot import state_source, table
@@ -47,8 +47,9 @@ def outbox_delivered(history: Any, state: Any, ctx: CheckContext) -> CheckResult
         errors.add_batch(("missing_outbox_event",), np.zeros(len(missing), np.int64),
                          _missing_examples(missing, transfers),
                          shapes={"missing_outbox_event": (False, ("transfers",))})
-    o_uniq, first, counts = np.unique(o_tid, return_index=True, return_counts=True)
-    if len(o_uniq) != len(o_tid):
+    sorted_tid = np.sort(o_tid)
+    if len(sorted_tid) > 1 and bool(np.any(sorted_tid[1:] == sorted_tid[:-1])):
+        o_uniq, first, counts = np.unique(o_tid, return_index=True, return_counts=True)
         dup = counts > 1
         order = np.argsort(first[dup], kind="stable")
         errors.add_batch(("duplicate_outbox_event",), np.zeros(int(dup.sum()), np.int64),
@@ -60,9 +61,10 @@ def outbox_delivered(history: Any, state: Any, ctx: CheckContext) -> CheckResult
     in_stream_ids = table(state, ctx, "stream").col("event_id")
     applied_ids = table(state, ctx, "processed_events").col("event_id")
     dead_ids = table(state, ctx, "dead_letters").col("event_id")
-    applied = isin(events, applied_ids)
-    dead = isin(events, dead_ids) & ~applied
-    streamed = isin(events, in_stream_ids)
+    members = Members(events)
+    applied = members.of(applied_ids)
+    dead = members.of(dead_ids) & ~applied
+    streamed = members.of(in_stream_ids)
     lost = ~applied & ~dead
     kind = np.full(len(events), -1, np.int64)
     kind[lost & ~published] = 0
