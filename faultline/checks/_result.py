@@ -33,7 +33,8 @@ class CheckContext:
 
     ``fault_windows`` are ``faultline.checks.FaultWindow`` on the history clock; when
     empty they are derived from the nemesis lines of the history. ``baseline`` is the
-    snapshot taken before load (transfers in it are not the drill's). ``alerts`` are
+    snapshot taken before load (a dict, or a ``StateSource`` opened from disk;
+    transfers in it are not the drill's). ``alerts`` are
     ``AlertEvent`` dicts from ``faultline.alerts.evaluate_rules`` (``None``: rules were
     not evaluated, so expected alerts are ``unknown``). ``cache`` lets
     checkers of one run share derived indexes.
