@@ -30,7 +30,6 @@ __all__ = [
     "NONE_CODE",
     "Codes",
     "Members",
-    "code_column",
     "first_appearance",
     "first_index",
     "float_column",
@@ -41,7 +40,6 @@ __all__ = [
     "intersect",
     "isin",
     "lookup",
-    "ordered_subset",
     "require",
     "setdiff",
     "small_codes",
@@ -64,11 +62,6 @@ def require(values: Sequence[Any], field: str) -> Sequence[Any]:
         if v is MISSING:
             raise KeyError(field)
     return values
-
-
-def code_column(values: Sequence[Any]) -> Codes:
-    """The codes of ``values`` (``None`` -> :data:`NONE_CODE`)."""
-    return np.fromiter(map(hash, values), dtype=np.int64, count=len(values))
 
 
 def int_column(values: Sequence[Any], field: str) -> npt.NDArray[np.int64]:
@@ -178,16 +171,6 @@ def first_appearance(codes: Codes) -> Codes:
     """The distinct codes in the order of their first occurrence."""
     uniq, first = np.unique(codes, return_index=True)
     return uniq[np.argsort(first, kind="stable")]
-
-
-def ordered_subset(order: Codes, members: Codes) -> Codes:
-    """The codes of ``order`` (distinct, in order) that are in ``members`` (any order)."""
-    return order[np.isin(order, members)]
-
-
-# Set algebra on int64 codes by sorting. ``np.unique`` of values alone (and so
-# ``np.setdiff1d``/``np.intersect1d``/``np.union1d``) hashes, which is 100x slower on a
-# million distinct codes than a sort (benchmarks/checkers.py).
 
 
 def uniq(codes: Codes) -> Codes:

@@ -95,9 +95,3 @@ def ops_by_start(history: Any, ctx: CheckContext) -> tuple[F64, F64, npt.NDArray
     value = (starts, lats, outs)
     ctx.cache["ops_by_start"] = (history, value)
     return value
-
-
-def line_status(value: Any) -> Any:
-    """A status column value back as the history had it (NaN -> ``None``)."""
-    return None if value != value else int(value) if float(value).is_integer() else float(value)
-

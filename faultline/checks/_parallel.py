@@ -70,9 +70,13 @@ def prefetch(history: Any, state: StateSource | None, ctx: CheckContext) -> None
                 if name in state.tables and table_key(state, name) not in jobs:
                     with contextlib.suppress(Exception):  # the checker fails on it itself
                         table(state, ctx, name)
-        finally:
-            for key, out, helper in helpers:
+        except BaseException:  # interrupted: stop the helpers, do not wait for them
+            for _, _, helper in helpers:
+                helper.terminate()
                 helper.join()
-                if helper.exitcode == 0:
-                    with open(out, "rb") as fh:
-                        ctx.cache[key] = (jobs[key][0], pickle.load(fh))
+            raise
+        for key, out, helper in helpers:
+            helper.join()
+            if helper.exitcode == 0:
+                with open(out, "rb") as fh:
+                    ctx.cache[key] = (jobs[key][0], pickle.load(fh))

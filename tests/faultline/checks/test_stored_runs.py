@@ -197,3 +197,25 @@ def test_a_stored_history_can_still_be_walked_line_by_line(tmp_path: Path) -> No
     store(run, folder)
     opened = StoredRun.open(history=folder.history, state=folder.final_state)
     assert list(opened.history) == jsonable(run.history)
+
+
+@pytest.mark.parametrize("name", ["clean", "double_charge", "tampered_audit_row", "unbalanced_entries",
+                                  "replay_mismatch", "event_not_applied"])
+def test_read_on_two_cores_a_run_gives_the_golden_results(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from faultline.checks import _parallel
+
+    monkeypatch.setattr(_parallel, "PARALLEL_MIN_BYTES", 0)  # every run is "big"
+    run = fresh_run()
+    PLANTED[name](run)
+    folder = RunFolder(tmp_path)
+    store(run, folder)
+    opened = StoredRun.open(history=folder.history, state=folder.final_state)
+    _parallel.prefetch(opened.history, opened.state, opened.context)
+    assert {"history_index", "audit_chain"} <= set(opened.context.cache)  # from the helpers
+    results = [jsonable(r.to_dict()) for r in opened.check()]
+    for got, want in zip(results, GOLDEN[name], strict=True):
+        for extra in NEW_COUNTS.get(got["name"], ()):
+            got["counts"].pop(extra, None)
+        assert same(got, want), (got["name"], got, want)
