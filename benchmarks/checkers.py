@@ -5,7 +5,7 @@ Writes synthetic run folders (``python -m faultline.checks.synthetic``: every op
 an invoke and a completion, the matching ledger, outbox, stream, projections and audit
 chain; writing is not timed), then times, each in a separate process:
 
-- ``disk``: ``faultline.checks.recheck_run_folder(dir)`` (what ``faultline check DIR``
+- ``disk``: ``faultline.drill.judge(folder)`` (what ``faultline check DIR``
   runs: every invariant, every SLO, the verdict), the files streamed into columns;
 - ``memory``: the history loaded as a list of dicts and the snapshot as a dict, then
   ``run_checks`` + ``check_slos`` + ``verdict`` (the in-memory API), at 1M and 3M;
@@ -44,9 +44,12 @@ TARGETS = {1_000_000: (5.0, 400), 10_000_000: (60.0, 3000)}  # ops: (wall s, pea
 
 DISK = """
 import gc, sys
-from faultline.checks import recheck_run_folder
+from pathlib import Path
+from faultline.drill import RunFolder, judge
+from faultline.scenario import load_scenario
 gc.disable()  # a one-shot check makes no cyclic garbage worth collecting
-scn, v, run = recheck_run_folder(sys.argv[1])
+folder = RunFolder(Path(sys.argv[1]))
+v = judge(folder, load_scenario(folder.scenario)).verdict
 print(v.exit_code, v.reason)
 """
 

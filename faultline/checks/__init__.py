@@ -36,7 +36,7 @@ from . import _acks, _audit, _delivery, _ledger  # noqa: F401  (register the che
 from ._histogram import LatencyHistogram
 from ._registry import CHECKERS, ERROR_KINDS, INVARIANTS, Checker, checker, run_checks
 from ._result import UNKNOWN, CheckContext, CheckResult, ErrorCollector, Validity
-from ._run import StoredRun, check_run, recheck_run_folder
+from ._run import StoredRun, check_run
 from ._series import timeseries
 from ._slo import PHASES, check_slos, phase_stats
 from ._state import StateError, StateWriter, TableWriter, open_state, read_state
@@ -89,7 +89,6 @@ __all__ = [
     "open_state",
     "phase_stats",
     "read_state",
-    "recheck_run_folder",
     "run_checks",
     "timeseries",
     "vacuous_faults",

@@ -80,6 +80,10 @@ def acknowledged_exactly_once(history: Any, state: Any, ctx: CheckContext) -> Ch
     before = baseline_ids(ctx)
     keys = transfers.col("idempotency_key")
     rows_mask = ~isin(transfers.col("id"), before) if len(before) else np.ones(len(keys), bool)
+    # a declined or rejected row under a key records a refusal: it moved no money, so a
+    # client told "no" for that key saw the truth (failed_but_applied needs a commit)
+    committed = keys[rows_mask & ~transfers.col("uncommitted")]
+    committed = committed[committed != NONE_CODE]
     keys = keys[rows_mask]
     seeded = int(np.count_nonzero(keys == NONE_CODE))
     keyed = keys[keys != NONE_CODE]
@@ -91,7 +95,8 @@ def acknowledged_exactly_once(history: Any, state: Any, ctx: CheckContext) -> Ch
         _sorted_by(ok, ix.ok_line, setdiff(ok, in_ledger)),
         _sorted_by(ok, ix.ok_line, intersect(ok, duplicated)),
         _sorted_by(info, ix.info_line, setdiff(intersect(info, duplicated), ok)),
-        _sorted_by(fail, ix.fail_line, setdiff(intersect(fail, in_ledger), union(ok, info))),
+        _sorted_by(fail, ix.fail_line,
+                   setdiff(intersect(fail, np.unique(committed)), union(ok, info))),
     ]
     unexplained = setdiff(setdiff(never_ok, info), fail)
     strangers = setdiff(unexplained, ix.invoked_keys)

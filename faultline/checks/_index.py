@@ -16,6 +16,8 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from faultline.history import KEYED_OPERATIONS
+
 from ._columns import (
     MISSING,
     NONE_CODE,
@@ -46,7 +48,7 @@ __all__ = [
 ]
 
 #: operations that carry an idempotency key and may move money
-KEYED_FUNCTIONS = frozenset({"transfer", "replay", "replay_diff"})
+KEYED_FUNCTIONS = KEYED_OPERATIONS
 
 # outcome codes in HistoryIndex.outcome
 OK, EXPECTED_FAIL, ERROR = 0, 1, 2

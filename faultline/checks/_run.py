@@ -9,23 +9,23 @@ series of the run is computed from those columns (``ctx.cache``)::
     results = run.check(scn.invariants) + run.slos()
     series, stats = run.timeseries(), run.phase_stats()
 
-``check_run(...)`` is the first two lines in one call; ``recheck_run_folder(dir)`` is
-``faultline check DIR``: it reads a run folder by ``RunFolder``'s names and gives the
-verdict again.
+``check_run(...)`` is the first two lines in one call. Judging a run folder (its file
+names, the steady state, the faults' effects) is the drill engine's
+(:func:`faultline.drill.judge`); this module only knows paths.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._history import context_windows
+from ._history import context_windows, history_index, ops_by_start
+from ._index import ERROR, EXPECTED_FAIL, OK
 from ._parallel import prefetch
 from ._registry import INVARIANTS, run_checks
 from ._result import UNKNOWN, CheckContext, CheckResult
@@ -35,10 +35,9 @@ from ._slo import phase_stats as _phase_stats
 from ._snapshot import StateSource
 from ._source import FileRecords, ListRecords, RecordSource
 from ._state import StateError, open_state
-from ._verdict import ExitCode, Verdict, verdict
 from ._windows import FaultWindow
 
-__all__ = ["StoredRun", "check_run", "recheck_run_folder"]
+__all__ = ["StoredRun", "check_run"]
 
 PathLike = str | os.PathLike[str]
 
@@ -139,6 +138,39 @@ class StoredRun:
         """The fault windows (from the context, else from the history's nemesis lines)."""
         return context_windows(self.history, self.context)
 
+    def nemesis_lines(self) -> list[dict[str, Any]]:
+        """Every fault event of the history (start, stop with its effect, skipped, error),
+        in history order — from the one pass the checkers make anyway."""
+        with _collector_paused():
+            return [op for _, op in history_index(self.history, self.context).nemesis]
+
+    def origin_ns(self) -> int | None:
+        """Where the run's clock starts (the first history line; the report's 0 s)."""
+        if self.context.run_start_ns is not None:
+            return self.context.run_start_ns
+        first = history_index(self.history, self.context).first_ns
+        return None if first is None else int(first)
+
+    def last_ns(self) -> int | None:
+        """The time of the history's last line."""
+        last = history_index(self.history, self.context).last_ns
+        return None if last is None else int(last)
+
+    def operations_between(self, start_ns: int, end_ns: int) -> dict[str, int]:
+        """Client operations invoked in ``[start_ns, end_ns]`` and how they ended:
+        ``ok``, ``fail`` (a definite refusal), ``info`` (an unknown outcome or an error
+        answer). By bisection over the operations sorted by start."""
+        import numpy as np
+
+        with _collector_paused():
+            starts, _, outs = ops_by_start(self.history, self.context)
+        lo = int(np.searchsorted(starts, start_ns, side="left"))
+        hi = int(np.searchsorted(starts, end_ns, side="right"))
+        window = outs[lo:hi]
+        return {"invoked": hi - lo, "ok": int(np.count_nonzero(window == OK)),
+                "fail": int(np.count_nonzero(window == EXPECTED_FAIL)),
+                "info": int(np.count_nonzero(window == ERROR))}
+
 
 def check_run(
     history: PathLike | None,
@@ -159,31 +191,3 @@ def check_run(
     if slos and scenario is not None:
         results += run.slos()
     return results
-
-
-def recheck_run_folder(run_dir: PathLike) -> tuple[Any, Verdict, StoredRun]:
-    """``faultline check DIR``: (scenario, verdict, the opened run) of a stored run.
-
-    The steady-state outcome, its probe results and the faults' effects are those the
-    drill recorded in its ``verdict.json``; everything else is judged again from the
-    files. Raises what reading the scenario raises (the CLI reports it, exit 4).
-    """
-    from faultline.drill._store import RunFolder
-    from faultline.scenario import load_scenario
-
-    folder = RunFolder(Path(run_dir))
-    scn = load_scenario(folder.scenario)
-    alerts_path = folder.file(RunFolder.ALERTS)
-    alerts = list(json.loads(alerts_path.read_text())) if alerts_path.is_file() else None
-    run = StoredRun.open(history=folder.history, state=folder.final_state,
-                         baseline=folder.baseline_state, scenario=scn, alerts=alerts)
-    old: dict[str, Any] = {}
-    if folder.verdict.is_file():
-        old = json.loads(folder.verdict.read_text())
-    steady_ok = int(old.get("exit_code", 0)) != ExitCode.STEADY_STATE_FAILED
-    probe = [CheckResult.from_dict(r) for r in old.get("steady_state", [])]
-    results = run.check(scn.invariants) + run.slos()
-    v = verdict(results, steady_state_ok=steady_ok, steady_state_results=probe,
-                expected=scn.invariants, faults=old.get("faults"), scenario=scn.name,
-                seed=scn.seed, info={"run_dir": str(folder.path), "rechecked": True})
-    return scn, v, run

@@ -244,5 +244,9 @@ def verdict(
         return make(ExitCode.HARNESS_ERROR, "nothing was checked")
     idle = vacuous_faults(fault_list)
     if idle:
+        # with the engine's status of each fault when it gave one (no effect, skipped...)
+        status = {str(f.get("name")): str(f["status"]).replace("_", " ")
+                  for f in fault_list if f.get("status")}
+        idle = [f"{name} ({status[name]})" if name in status else name for name in idle]
         return make(ExitCode.VACUOUS, f"vacuous: a fault never touched the system: {', '.join(idle)}")
     return make(ExitCode.HELD, f"all {len(results)} checks held")

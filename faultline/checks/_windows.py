@@ -9,23 +9,11 @@ from typing import Any
 import msgspec
 import orjson
 
+from faultline.history import is_error
+
 from ._columns import MISSING
 
 __all__ = ["FaultWindow", "fault_windows_from_history", "is_error", "plain"]
-
-
-def is_error(type_: str, status: Any) -> bool:
-    """Does this completion count against the error rate?
-
-    ``info`` always does (the client cannot know); a ``fail`` does when nothing was
-    answered (refused before sending), on 5xx, and on 429. Business refusals (422,
-    409, insufficient funds) are correct answers, not errors.
-    """
-    if type_ == "info":
-        return True
-    if type_ == "fail":
-        return status is None or status >= 500 or status == 429
-    return False
 
 
 def plain(value: Any) -> Any:

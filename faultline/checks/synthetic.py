@@ -165,8 +165,14 @@ def _generate(sink: Sink, run: SyntheticRun | None, n_ops: int, *, seed: int, ac
                      "time": t, "value": dict(nemesis_value)})
             line += 1
         if i == fault_end:
+            # what the fault proxy counts when it removes a latency toxic
+            window_ops = fault_end - fault_at
+            effect = {"chunks_delayed": window_ops, "bytes_delayed": 180 * window_ops,
+                      "delay_ms": 100 * window_ops}
             sink.op({"index": line, "process": "nemesis", "type": "info", "f": "stop",
-                     "time": t, "value": dict(nemesis_value)})
+                     "time": t, "value": {**nemesis_value, "effect": effect,
+                                          "seen": {"connections": 8, "exchanges": window_ops,
+                                                   "bytes": 400 * window_ops}}})
             line += 1
         f = funcs[rng.randrange(len(funcs))]
         if f in ("replay", "replay_diff") and not ok_ops:

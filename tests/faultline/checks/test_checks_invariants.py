@@ -85,6 +85,15 @@ def test_failed_operation_that_moved_money_is_caught(run: SyntheticRun) -> None:
     assert rec["first"]["key"] == key
 
 
+def test_a_declined_row_under_a_refused_key_is_no_failed_but_applied(run: SyntheticRun) -> None:
+    """A stored refusal (a declined transfer, no money moved) under the key of an
+    operation the client saw refused is the truth, not a payment that happened."""
+    key = run.failed_keys[0]
+    run.state["transfers"].append(dict(run.state["transfers"][-1], id="t-declined",
+                                       idempotency_key=key, status="declined"))
+    assert check("acknowledged_exactly_once", run).valid is True
+
+
 def test_transfer_nobody_invoked_is_caught(run: SyntheticRun) -> None:
     run.state["transfers"].append(dict(run.state["transfers"][-1], id="t-x", idempotency_key="never-sent"))
     result = check("acknowledged_exactly_once", run)

@@ -21,7 +21,6 @@ from faultline.checks import (
     check_run,
     open_state,
     read_state,
-    recheck_run_folder,
     run_checks,
 )
 from faultline.checks.synthetic import PLANTS, SyntheticRun, main, synthetic_run, write_run_folder
@@ -123,6 +122,17 @@ def test_a_torn_last_history_line_is_skipped_and_a_broken_one_is_not(tmp_path: P
     broken = {r.name: r for r in StoredRun.open(history=folder.history, state=folder.final_state).check()}
     assert broken["acknowledged_exactly_once"].valid == "unknown"
     assert "line 11" in broken["acknowledged_exactly_once"].message
+
+
+def recheck_run_folder(path: Path) -> tuple[Any, Any, Any]:
+    """``faultline check DIR``: the drill engine's judge on a stored run folder."""
+    from faultline.drill import judge
+    from faultline.scenario import load_scenario
+
+    folder = RunFolder(path)
+    scn = load_scenario(folder.scenario)
+    judged = judge(folder, scn)
+    return scn, judged.verdict, judged.run
 
 
 def test_a_synthetic_run_folder_holds(tmp_path: Path) -> None:
