@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: bootstrap test test-fast test-compose lint drill bench clean
+.PHONY: bootstrap test test-fast test-compose lint drill wheel-drill bench clean
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -30,6 +30,10 @@ lint: bootstrap
 ## A real drill on the embedded local stack (about two minutes).
 drill: bootstrap
 	$(VENV)/bin/faultline run scenarios/default/*.yaml
+
+## A drill from the built wheel, installed in a fresh venv, run in an empty folder.
+wheel-drill: bootstrap
+	scripts/wheel-drill.sh
 
 bench: bootstrap
 	$(PY) benchmarks/overhead.py

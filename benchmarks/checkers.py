@@ -1,130 +1,234 @@
-"""Checking a one-million-operation history must take under 10 s.
+"""Checking stored runs of 1M, 3M and 10M operations, from disk, side by side with the
+in-memory path.
 
-Generates a synthetic, consistent run (``faultline.checks.synthetic``: 1,000,000
-operations = 2,000,000 history lines, the matching ledger, outbox, stream and audit
-chain), then times ``run_checks`` (every invariant) + ``check_slos`` + ``verdict``.
-Generation is not timed. Prints per-checker CPU time, then one full check (every
-invariant, every SLO, the verdict) with its wall and CPU time. The machine may be
-shared: the load average is recorded alongside. Writes benchmarks/results/checkers.json.
+Writes synthetic run folders (``python -m faultline.checks.synthetic``: every operation
+an invoke and a completion, the matching ledger, outbox, stream, projections and audit
+chain; writing is not timed), then times, each in a separate process:
 
-    .venv/bin/python benchmarks/checkers.py [--ops 1000000]
+- ``disk``: ``faultline.drill.judge(folder)`` (what ``faultline check DIR``
+  runs: every invariant, every SLO, the verdict), the files streamed into columns;
+- ``memory``: the history loaded as a list of dicts and the snapshot as a dict, then
+  ``run_checks`` + ``check_slos`` + ``verdict`` (the in-memory API), at 1M and 3M;
+- ``memory-before`` (with ``--before REF``): the same with the checkers of git ``REF``
+  (the in-memory implementation this round replaced).
+
+Peak memory is the largest sum of the proportional set sizes (PSS: a page a forked
+helper shares with its parent counts once) of the check process and its helpers,
+sampled from /proc 4 times a second (a lone process: its resident set, every 25 ms);
+the largest resident set of any one of them is kept beside it. The machine may be shared: its load average is recorded before and after
+each run.
+Results: benchmarks/results/checkers.json.
+
+    .venv/bin/python benchmarks/checkers.py [--ops 1000000 3000000 10000000]
+        [--memory-ops 1000000 3000000] [--dir /tmp/faultline-bench] [--before REF]
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import platform
+import subprocess
 import sys
+import tarfile
+import tempfile
+import threading
 import time
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-from faultline.checks import CheckContext, check_slos, run_checks, verdict
-from faultline.checks.synthetic import synthetic_run
-from faultline.scenario import parse_scenario
+ROOT = Path(__file__).resolve().parents[1]
+TARGETS = {1_000_000: (5.0, 400), 10_000_000: (60.0, 3000)}  # ops: (wall s, peak MB)
 
-LIMIT_S = 10.0
-SCENARIO = """
-name: checker-benchmark
-load: {duration: 30m}
-faults: [{at: 5m, for: 5m, hop: api->postgres, toxic: latency, latency: 100}]
-slos:
-  - {phase: before, p50_ms: 50, p99_ms: 100, error_rate: 0.1}
-  - {phase: during, p99_ms: 500, throughput: 10}
-  - {phase: after, error_rate: 0.1, recover_within: 60s}
+DISK = """
+import gc, sys
+from pathlib import Path
+from faultline.drill import RunFolder, judge
+from faultline.scenario import load_scenario
+gc.disable()  # a one-shot check makes no cyclic garbage worth collecting
+folder = RunFolder(Path(sys.argv[1]))
+v = judge(folder, load_scenario(folder.scenario)).verdict
+print(v.exit_code, v.reason)
+"""
+
+MEMORY = """
+import gc, sys, orjson
+from pathlib import Path
+from faultline.checks import CheckContext, check_slos, run_checks, verdict
+from faultline.drill._store import RunFolder
+from faultline.scenario import load_scenario
+gc.disable()
+folder = RunFolder(Path(sys.argv[1]))
+scn = load_scenario(folder.scenario)
+
+def rows(path):
+    with open(path, "rb") as fh:
+        return [orjson.loads(line) for line in fh]
+
+def snapshot(directory):
+    state = {p.stem: rows(p) for p in directory.glob("*.jsonl")}
+    for manifest in directory.glob("*.json"):
+        state.update(orjson.loads(manifest.read_bytes())["values"])
+    return state
+
+history = rows(folder.history)
+state = snapshot(folder.final_state)
+ctx = CheckContext(scenario=scn, baseline=snapshot(folder.baseline_state))
+results = run_checks(scn.invariants, history, state, ctx) + check_slos(scn, history, ctx)
+v = verdict(results, expected=scn.invariants, scenario=scn.name)
+print(v.exit_code, v.reason)
 """
 
 
-def _check(history: list, state: dict, scenario: Any) -> tuple[float, float, Any, dict]:  # type: ignore[type-arg]
-    """One full check (as ``faultline check`` does it): wall and CPU seconds."""
-    timings: dict[str, float] = {}
-    gc.collect()
-    gc.disable()  # a one-shot check makes no cyclic garbage worth collecting
-    try:
-        wall, cpu = time.perf_counter(), time.process_time()
-        ctx = CheckContext(scenario=scenario)
-        t = time.perf_counter()
-        results = run_checks(scenario.invariants, history, state, ctx)
-        timings["invariants"] = time.perf_counter() - t
-        t = time.perf_counter()
-        results += check_slos(scenario, history, ctx)
-        timings["slos"] = time.perf_counter() - t
-        v = verdict(results, expected=scenario.invariants, scenario=scenario.name)
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    finally:
-        gc.enable()
-    bad = [r.name for r in results if r.valid is not True]
-    if bad:
-        print(f"unexpected non-passing checks: {bad}")
-    return wall, cpu, v, timings
-
-
-def _per_checker(history: list, state: dict, scenario: Any) -> dict[str, float]:  # type: ignore[type-arg]
-    """Serial CPU seconds per checker (the first one pays for the shared indexes)."""
-    out: dict[str, float] = {}
-    ctx = CheckContext(scenario=scenario)
-    gc.disable()
-    try:
-        for name in scenario.invariants:
-            t = time.process_time()
-            run_checks([name], history, state, ctx)
-            out[name] = time.process_time() - t
-        t = time.process_time()
-        check_slos(scenario, history, ctx)
-        out["slos"] = time.process_time() - t
-    finally:
-        gc.enable()
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (from /proc/<pid>/task/*/children)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as fh:
+                    todo += [int(c) for c in fh.read().split()]
+        except OSError:
+            continue
     return out
+
+
+def _pss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+    except (OSError, ValueError):
+        return 0
+
+
+def timed(code: str, run_dir: Path, pythonpath: str | None = None) -> dict[str, Any]:
+    """Run ``code`` in a fresh interpreter; wall seconds, CPU seconds, peak tree RSS."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = pythonpath or str(ROOT)
+    load_before = os.getloadavg()[0]
+    before = os.times()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", code, str(run_dir)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = [0, 0]
+
+    def sample() -> None:
+        # RSS (cheap) every 25 ms; PSS (the kernel walks every page) 4 times a second
+        tick = 0
+        while proc.poll() is None:
+            tree = _tree(proc.pid)
+            rss = [_rss_kb(p) for p in tree]
+            peak[1] = max(peak[1], max(rss))
+            if len(tree) == 1:
+                peak[0] = max(peak[0], rss[0])
+            elif tick % 10 == 0:
+                peak[0] = max(peak[0], sum(_pss_kb(p) for p in tree))
+            tick += 1
+            time.sleep(0.025)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = proc.communicate()
+    wall = time.perf_counter() - t0
+    sampler.join()
+    after = os.times()
+    cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+    if proc.returncode != 0:
+        raise SystemExit(f"check failed ({proc.returncode}): {err[-2000:]}")
+    return {
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
+        "peak_mb": round(peak[0] / 1024),
+        "peak_rss_one_process_mb": round(peak[1] / 1024),
+        "verdict": out.strip().splitlines()[-1][:120],
+        "load_before": round(load_before, 2),
+        "load_after": round(os.getloadavg()[0], 2),
+    }
+
+
+def write_folder(ops: int, base: Path) -> Path:
+    path = base / f"run-{ops}"
+    stamp = path / ".benchmark"
+    if stamp.is_file() and stamp.read_text() == f"{ops} 42":
+        return path
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "faultline.checks.synthetic", "--ops", str(ops),
+                    "--out", str(path), "--seed", "42"], check=True, cwd=ROOT,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+    stamp.write_text(f"{ops} 42")
+    print(f"wrote {ops:,} operations in {time.perf_counter() - t0:.0f}s to {path}", flush=True)
+    return path
+
+
+def checkout(ref: str, into: Path) -> str:
+    """The ``faultline`` package of git ``ref``, unpacked into ``into``."""
+    blob = subprocess.run(["git", "archive", ref, "faultline"], cwd=ROOT, check=True,
+                          capture_output=True).stdout
+    with tarfile.open(fileobj=BytesIO(blob)) as tar:
+        tar.extractall(into, filter="data")
+    return f"{into}{os.pathsep}{ROOT}"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ops", type=int, default=1_000_000)
+    parser.add_argument("--ops", type=int, nargs="+", default=[1_000_000, 3_000_000, 10_000_000])
+    parser.add_argument("--memory-ops", type=int, nargs="*", default=[1_000_000, 3_000_000])
+    parser.add_argument("--dir", default=str(Path(tempfile.gettempdir()) / "faultline-bench"))
+    parser.add_argument("--before", help="git ref whose in-memory checkers to time as well")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "checkers.json"))
     args = parser.parse_args()
-
-    t0 = time.perf_counter()
-    run = synthetic_run(args.ops, seed=42, accounts=1000)
-    generated = time.perf_counter() - t0
-    scenario = parse_scenario(SCENARIO, "benchmark")
-    state = run.state
-    print(
-        f"generated {args.ops:,} operations ({len(run.history):,} history lines, "
-        f"{len(state['transfers']):,} transfers, {len(state['entries']):,} entries, "
-        f"{len(state['audit']):,} audit rows) in {generated:.1f}s; "
-        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
-    )
-    per_checker = _per_checker(run.history, state, scenario)
-    for name, secs in per_checker.items():
-        print(f"  {name:28s} {secs:6.2f}s cpu")
-    wall, cpu, v, timings = _check(run.history, state, scenario)
-    print(f"checked {args.ops:,} operations in {wall:.2f}s wall, {cpu:.2f}s cpu "
-          f"(invariants {timings['invariants']:.2f}s, slos {timings['slos']:.2f}s; "
-          f"limit {LIMIT_S:.0f}s): verdict {v.status}, exit {v.exit_code}")
+    base = Path(args.dir)
+    base.mkdir(parents=True, exist_ok=True)
+    before_path = checkout(args.before, base / "before") if args.before else None
+    rows: list[dict[str, Any]] = []
+    for ops in sorted(set(args.ops) | set(args.memory_ops)):
+        folder = write_folder(ops, base)
+        size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+        paths = [("disk", DISK, None)]
+        if ops in args.memory_ops:
+            paths.append(("memory", MEMORY, None))
+            if before_path:
+                paths.append((f"memory-before ({args.before})", MEMORY, before_path))
+        for name, code, pythonpath in paths:
+            if name == "disk" and ops not in args.ops:
+                continue
+            result = {"operations": ops, "path": name, "run_bytes": size,
+                      **timed(code, folder, pythonpath)}
+            target = TARGETS.get(ops) if name == "disk" else None
+            if target:
+                result["target"] = {"wall_s": target[0], "peak_mb": target[1]}
+            rows.append(result)
+            print(f"{ops:>11,} {name:28s} {result['wall_s']:7.1f} s wall {result['cpu_s']:7.1f} s cpu "
+                  f"{result['peak_mb']:7,} MB  load {result['load_before']}->{result['load_after']}"
+                  f"  {result['verdict']}", flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
-        "operations": args.ops,
-        "history_lines": len(run.history),
-        "transfers": len(state["transfers"]),
-        "entries": len(state["entries"]),
-        "audit_rows": len(state["audit"]),
-        "check_seconds": round(wall, 3),
-        "check_cpu_seconds": round(cpu, 3),
-        "invariants_seconds": round(timings["invariants"], 3),
-        "slos_seconds": round(timings["slos"], 3),
-        "per_checker_cpu_seconds": {k: round(s, 3) for k, s in per_checker.items()},
-        "limit_seconds": LIMIT_S,
-        "exit_code": v.exit_code,
-        "load_average": round(os.getloadavg()[0], 2),
+        "runs": rows,
         "cpus": os.cpu_count(),
         "python": sys.version.split()[0],
         "machine": platform.machine(),
+        "note": "wall time and peak memory (PSS summed) of the whole check, its helper "
+                "processes included; "
+                "the machine is shared: see load_before/load_after",
     }, indent=2) + "\n", encoding="utf-8")
-    return 0 if wall < LIMIT_S and v.exit_code == 0 else 1
+    print(f"wrote {out}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ One JSON object per line of ``history.jsonl``::
   ``process``: ``ok`` (it definitely happened), ``fail`` (it definitely did not) or
   ``info`` (unknown: timeout, reset, 5xx after sending). An invoke without a completion
   (a killed client) counts as ``info``.
+- Operations that carry an idempotency key are named by :data:`KEYED_OPERATIONS` (what
+  the idempotency checkers read); others are free (``balance``, ``statement``...).
 - Fault events are lines of process ``nemesis``, typed ``info``, with ``f`` = ``start`` /
   ``stop`` (or ``error``) and ``value`` = ``{"index": <fault position in the scenario>,
   "name", "fault", "hop"|"service"|"action", ..., "effect": {...} on stop}``.
@@ -37,6 +39,7 @@ from typing import Any, TextIO
 __all__ = [
     "CLOCK_SKEW_NS",
     "COMPLETIONS",
+    "KEYED_OPERATIONS",
     "NEMESIS",
     "HistoryLog",
     "NemesisLog",
@@ -52,6 +55,10 @@ __all__ = [
 NEMESIS = "nemesis"
 #: the types that complete an invoke
 COMPLETIONS = ("ok", "fail", "info")
+#: the operation names (``f``) the idempotency checkers understand: ``transfer`` (a fresh
+#: key), ``replay`` (the same key and body again: a retry), ``replay_diff`` (the same key,
+#: another body: must be refused). A workload records its keyed operations under these.
+KEYED_OPERATIONS = frozenset({"transfer", "replay", "replay_diff"})
 
 #: TEST ONLY: nanoseconds added to this process's clock (``FAULTLINE_CLOCK_SKEW_NS``), so
 #: that a test can play a load machine whose monotonic clock is unrelated to the

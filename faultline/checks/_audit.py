@@ -1,226 +1,171 @@
-"""The audit log: every transfer has its records, and the hash chain is intact."""
+"""The audit log: every transfer has its records, and the hash chain is intact.
+
+Every row is rehashed with the contract's formula (``_chain.py``, docs/audit-chain.md),
+never with the system's own code, in one streaming pass that keeps per row only its
+seq, the codes of its ``prev_hash`` and ``hash``, and whether it rehashed.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from itertools import compress, islice, repeat
-from operator import add, itemgetter, le, ne
 from typing import Any
 
+import numpy as np
+
+from ._chain import GENESIS_HASH, canonical_payload, chain_hash, row_hash
+from ._columns import MISSING, int_column, isin, require, uniq
 from ._registry import checker
-from ._result import CheckContext, CheckResult, ErrorCollector
-from ._snapshot import transfer_ids
+from ._result import CheckContext, CheckResult, ErrorCollector, Example
+from ._snapshot import state_source, table
 
-__all__ = [
-    "GENESIS_HASH",
-    "audit_complete",
-    "chain_text",
-    "local_chain_hash",
-    "resolve_chain_hash",
-]
+__all__ = ["GENESIS_HASH", "audit_complete", "chain_hash", "local_chain_hash"]
 
-#: ``prev_hash`` of the first audit row (payments/migrations/0002_audit.sql)
-GENESIS_HASH = "0" * 64
+#: the fields of an audit row, in the order of the chain's text
+_FIELDS = ("prev_hash", "seq", "entity", "entity_id", "action", "payload", "hash")
+_TRANSFER = hash("transfer")
 
 
-def _payload_text(payload: Any) -> str:
-    if isinstance(payload, str):
-        return payload
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+def local_chain_hash(prev_hash: str, row: Any) -> str:
+    """The contract's hash of ``row`` linked to ``prev_hash`` (:func:`row_hash`)."""
+    return row_hash(prev_hash, row)
 
 
-def local_chain_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
-    """The formula of ``payments.audit.chain_hash`` (and SQL ``audit_hash``):
-    ``sha256(prev|seq|entity|entity_id|action|payload)`` in hex, payload canonical JSON.
-
-    Used only while ``payments.audit`` is not importable.
-    """
-    text = "|".join(
-        (
-            prev_hash,
-            str(row["seq"]),
-            str(row["entity"]),
-            str(row["entity_id"]),
-            str(row["action"]),
-            _payload_text(row["payload"]),
-        )
-    )
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+def _text(value: Any, field: str) -> str:
+    if value is MISSING:
+        raise KeyError(field)
+    return str(value)
 
 
-def resolve_chain_hash() -> Callable[[str, Mapping[str, Any]], str]:
-    """``payments.audit.chain_hash`` when the payments package provides it, else ours."""
-    try:
-        from payments.audit import chain_hash
-    except ImportError:
-        return local_chain_hash
-    return chain_hash  # type: ignore[no-any-return,unused-ignore]
-
-
-def chain_text(
-    prev_hash: str,
-    seq: Any,
-    entity: Any,
-    entity_id: Any,
-    action: Any,
-    payload: Any,
-    canonical_payload: Callable[[Any], str],
-) -> bytes:
-    """What ``payments.audit.chain_hash`` hashes, term for term, from a row's fields."""
-    payload_text = payload if isinstance(payload, str) else canonical_payload(payload)
-    seq_text = str(seq) if seq.__class__ is int else str(int(seq))  # int(an int) is itself
-    return "|".join(
-        (prev_hash, seq_text, str(entity), str(entity_id), str(action), payload_text)
-    ).encode("utf-8")
-
-
-def _payments_canonical_payload() -> Callable[[Any], str] | None:
-    try:
-        from payments.audit import canonical_payload
-    except ImportError:
-        return None
-    return canonical_payload  # type: ignore[no-any-return,unused-ignore]
-
-
-#: the fields of an audit row the checker reads (the first six in ``chain_text`` order)
-_ROW = itemgetter("prev_hash", "seq", "entity", "entity_id", "action", "payload", "hash")
-
-
-@dataclass(slots=True)
-class _Chain:
-    """The audit log read in one pass, in its order."""
-
-    seqs: list[Any] = field(default_factory=list)
-    prevs: list[Any] = field(default_factory=list)
-    hashes: list[Any] = field(default_factory=list)
-    #: positions of the rows whose ``hash`` does not recompute
-    tampered: list[int] = field(default_factory=list)
-    #: ``entity_id`` of the transfer rows, in log order
-    audited: list[Any] = field(default_factory=list)
-
-
-def _read_chain(rows: Sequence[Mapping[str, Any]]) -> _Chain:
-    """Every row rehashed, and the columns the other checks need, in one pass.
-
-    A pass per column and a Python call per row would cost more than the SHA-256
-    itself: with ``payments.audit`` importable its formula runs inlined here
-    (:func:`chain_text` spells it out; tests pin both to ``chain_hash``), once it
-    agrees with ``chain_hash`` on the first row. Should the payments formula ever
-    change, this falls back to calling ``chain_hash`` per row.
-    """
-    chain_hash = resolve_chain_hash()
-    canonical = _payments_canonical_payload()
-    if canonical is not None and rows:
-        prev, seq, entity, entity_id, action, payload, _ = _ROW(rows[0])
-        first = chain_text(prev, seq, entity, entity_id, action, payload, canonical)
-        if hashlib.sha256(first).hexdigest() != chain_hash(prev, rows[0]):
-            canonical = None
-    out = _Chain()
-    seq_append, prev_append, hash_append = out.seqs.append, out.prevs.append, out.hashes.append
-    tampered_append, audited_append = out.tampered.append, out.audited.append
+def _tampered(rows: Any, base: int) -> list[int]:
+    """Positions of the rows whose ``hash`` does not recompute (the hot loop: inlined;
+    a field that is not text takes the slow branch, where a missing one fails)."""
     sha256 = hashlib.sha256
-    for i, (prev, seq, entity, entity_id, action, payload, stored) in enumerate(map(_ROW, rows)):
-        seq_append(seq)
-        prev_append(prev)
-        hash_append(stored)
-        if entity == "transfer":
-            audited_append(entity_id)
-        if canonical is not None:
-            # chain_text, inlined
-            text = "|".join(
-                (
-                    prev,
-                    str(seq) if seq.__class__ is int else str(int(seq)),
-                    str(entity),
-                    str(entity_id),
-                    str(action),
-                    payload if isinstance(payload, str) else canonical(payload),
-                )
+    bad = []
+    for i, (prev, seq, entity, entity_id, action, payload, stored) in enumerate(rows):
+        text = "|".join(
+            (
+                prev if prev.__class__ is str else _text(prev, "prev_hash"),
+                str(seq) if seq.__class__ is int else str(int(seq)),
+                entity if entity.__class__ is str else _text(entity, "entity"),
+                entity_id if entity_id.__class__ is str else _text(entity_id, "entity_id"),
+                action if action.__class__ is str else _text(action, "action"),
+                payload if payload.__class__ is str else
+                canonical_payload(payload) if payload is not MISSING else _text(payload, "payload"),
             )
-            if sha256(text.encode("utf-8")).hexdigest() != stored:
-                tampered_append(i)
-    if canonical is None:
-        out.tampered = [
-            i for i, row in enumerate(rows) if chain_hash(out.prevs[i], row) != out.hashes[i]
-        ]
-    return out
+        )
+        if sha256(text.encode("utf-8")).hexdigest() != stored:
+            bad.append(base + i)
+    return bad
 
 
-def _read_column_by_column(rows: Sequence[Mapping[str, Any]]) -> None:
-    """The reads of a malformed log in their former order: sort by seq, each column,
-    then ``chain_hash`` row by row, so that a checker that fails names the same row
-    and field as it always has."""
-    rows = sorted(rows, key=itemgetter("seq"))
-    for name in ("seq", "prev_hash", "hash"):
-        list(map(itemgetter(name), rows))
-    chain_hash = resolve_chain_hash()
-    for row in rows:
-        chain_hash(row["prev_hash"], row)
+class _Chain:
+    """The audit log read in one pass: columns, in the log's order."""
+
+    def __init__(self, state: Any, ctx: CheckContext) -> None:
+        source = state_source(state, ctx).tables["audit"]
+        self.source = source
+        seqs, prevs, hashes, transfer_rows, entity_ids = [], [], [], [], []
+        self.tampered: list[int] = []
+        n = 0
+        for chunk in source.chunks(_FIELDS):
+            seqs.append(int_column(require(chunk["seq"], "seq"), "seq"))
+            prevs.append(chunk.codes("prev_hash", required=True))
+            hashes.append(chunk.codes("hash", required=True))
+            is_transfer = chunk.codes("entity", required=True) == _TRANSFER
+            transfer_rows.append(is_transfer)
+            entity_ids.append(chunk.codes("entity_id", required=True)[is_transfer])
+            self.tampered += _tampered(chunk.tuples(_FIELDS), n)
+            n += chunk.n
+        cat = np.concatenate
+        self.n = n
+        self.seq = cat(seqs) if seqs else np.zeros(0, np.int64)
+        self.prev = cat(prevs) if prevs else np.zeros(0, np.int64)
+        self.hash = cat(hashes) if hashes else np.zeros(0, np.int64)
+        self.audited = cat(entity_ids) if entity_ids else np.zeros(0, np.int64)
+        # snapshots read the log ORDER BY seq; anything else is put in seq order
+        self.order = np.arange(n)
+        if n > 1 and not bool(np.all(self.seq[1:] >= self.seq[:-1])):
+            self.order = np.argsort(self.seq, kind="stable")
+            rank = np.empty(n, np.int64)
+            rank[self.order] = np.arange(n)
+            self.tampered = sorted(rank[self.tampered].tolist())
+            self.seq, self.prev, self.hash = (self.seq[self.order], self.prev[self.order],
+                                              self.hash[self.order])
+
+    def rows(self, sorted_positions: list[int]) -> dict[int, dict[str, Any]]:
+        """Rows by their position in seq order."""
+        file_pos = {int(self.order[p]): p for p in sorted_positions}
+        return {file_pos[fp]: row for fp, row in self.source.rows_at(file_pos).items()}
+
+
+def audit_chain(state: Any, ctx: CheckContext) -> _Chain:
+    """The run's audit log read and rehashed once (cached in ``ctx.cache``)."""
+    cached = ctx.cache.get("audit_chain")
+    if cached is None or cached[0] is not state:
+        cached = (state, _Chain(state, ctx))
+        ctx.cache["audit_chain"] = cached
+    chain: _Chain = cached[1]
+    return chain
 
 
 @checker("audit_complete")
-def audit_complete(
-    history: Sequence[Mapping[str, Any]], state: Mapping[str, Any], ctx: CheckContext
-) -> CheckResult:
+def audit_complete(history: Any, state: Any, ctx: CheckContext) -> CheckResult:
     """Every transfer has an audit record; seq has no gaps; each row's ``prev_hash`` is
     the previous row's ``hash`` and its ``hash`` recomputes (tampering shows here)."""
     errors = ErrorCollector()
-    rows = list(state.get("audit", ()))
-    try:
-        chain = _read_chain(rows)
-        in_order = all(map(le, chain.seqs, islice(chain.seqs, 1, None)))
-    except Exception:
-        _read_column_by_column(rows)  # fails on the row and field it always failed on
-        raise
-    if not in_order:  # snapshots read the log ORDER BY seq; anything else is sorted
-        rows.sort(key=itemgetter("seq"))
-        chain = _read_chain(rows)
-    seqs, prevs, hashes = chain.seqs, chain.prevs, chain.hashes
-    n = len(rows)
-    # Python-level work only at the rows where something is wrong
-    gaps = compress(range(1, n), map(ne, seqs[1:], map(add, seqs[:-1], repeat(1))))
-    for i in gaps:
-        errors.add(
-            "audit_gap",
-            {"after_seq": seqs[i - 1], "seq": seqs[i]},
-            severity=seqs[i] - seqs[i - 1],
-            rows={"audit": [seqs[i - 1], seqs[i]]},
-        )
-    if n and seqs[0] == 1 and prevs[0] != GENESIS_HASH:
-        errors.add(
-            "broken_chain",
-            {"seq": 1, "prev_hash": prevs[0], "expected": GENESIS_HASH},
-            rows={"audit": [1]},
-        )
-    for i in compress(range(1, n), map(ne, prevs[1:], hashes[:-1])):
-        errors.add(
-            "broken_chain",
-            {"seq": seqs[i], "prev_hash": prevs[i], "expected": hashes[i - 1]},
-            rows={"audit": [seqs[i - 1], seqs[i]]},
-        )
-    for i in chain.tampered:
-        row = rows[i]
-        errors.add(
-            "tampered_audit_row",
-            {"seq": seqs[i], "entity": row.get("entity"), "entity_id": row.get("entity_id")},
-            rows={"audit": [seqs[i]]},
-        )
-    before: set[Any] = (
-        {t["id"] for t in ctx.baseline.get("transfers", ())} if ctx.baseline else set()
-    )
-    transfers = state.get("transfers", ())
-    ids = transfer_ids(state, ctx)
-    # as many transfer rows as transfers, and every transfer among them: each transfer
-    # audited once, which needs no second million-row set
-    each_once = len(chain.audited) == len(ids) and not ids.difference(chain.audited)
-    audited = ids if each_once else set(chain.audited)
-    missing = ids - audited - before
-    if missing:
-        for tid in map(itemgetter("id"), transfers):
-            if tid in missing:
-                errors.add("missing_audit", {"transfer": tid}, rows={"transfers": [tid]})
-    counts = {"audit_rows": n, "transfers": len(transfers), "audited": len(audited)}
+    chain = audit_chain(state, ctx)
+    seq, n = chain.seq, chain.n
+    if n > 1:
+        gaps = np.flatnonzero(seq[1:] != seq[:-1] + 1) + 1
+        if len(gaps):
+            before, after = seq[gaps - 1].tolist(), seq[gaps].tolist()
+            errors.add_batch(
+                ("audit_gap",), np.zeros(len(gaps), np.int64),
+                lambda ps: [({"after_seq": before[p], "seq": after[p]}, (),
+                             {"audit": [before[p], after[p]]}) for p in ps.tolist()],
+                shapes={"audit_gap": (False, ("audit",))},
+                severity=np.array(after) - np.array(before),
+            )
+    if n and int(seq[0]) == 1 and int(chain.prev[0]) != hash(GENESIS_HASH):
+        prev = chain.rows([0])[0]["prev_hash"]
+        errors.add("broken_chain", {"seq": 1, "prev_hash": prev, "expected": GENESIS_HASH},
+                   rows={"audit": [1]})
+    links = np.flatnonzero(chain.prev[1:] != chain.hash[:-1]) + 1 if n > 1 else np.zeros(0, int)
+    if len(links):
+        def link_examples(ps: Any) -> list[Example]:
+            at = links[ps].tolist()
+            rows = chain.rows(sorted(set(at) | {i - 1 for i in at}))
+            return [({"seq": rows[i]["seq"], "prev_hash": rows[i]["prev_hash"],
+                      "expected": rows[i - 1]["hash"]}, (),
+                     {"audit": [rows[i - 1]["seq"], rows[i]["seq"]]}) for i in at]
+
+        errors.add_batch(("broken_chain",), np.zeros(len(links), np.int64), link_examples,
+                         shapes={"broken_chain": (False, ("audit",))})
+    if chain.tampered:
+        tampered = chain.tampered
+
+        def tamper_examples(ps: Any) -> list[Example]:
+            at = [tampered[p] for p in ps.tolist()]
+            rows = chain.rows(at)
+            return [({"seq": rows[i]["seq"], "entity": rows[i].get("entity"),
+                      "entity_id": rows[i].get("entity_id")}, (), {"audit": [rows[i]["seq"]]})
+                    for i in at]
+
+        errors.add_batch(("tampered_audit_row",), np.zeros(len(tampered), np.int64),
+                         tamper_examples, shapes={"tampered_audit_row": (False, ("audit",))})
+    transfers = table(state, ctx, "transfers")
+    ids = transfers.col("id")
+    from ._acks import baseline_ids
+
+    missing = np.flatnonzero(~isin(ids, chain.audited) & ~isin(ids, baseline_ids(ctx)))
+    if len(missing):
+        def missing_examples(ps: Any) -> list[Example]:
+            rows = transfers.rows_at(missing[ps].tolist())
+            return [({"transfer": rows[p]["id"]}, (), {"transfers": [rows[p]["id"]]})
+                    for p in missing[ps].tolist()]
+
+        errors.add_batch(("missing_audit",), np.zeros(len(missing), np.int64), missing_examples,
+                         shapes={"missing_audit": (False, ("transfers",))})
+    counts = {"audit_rows": n, "transfers": len(transfers),
+              "audited": len(uniq(chain.audited))}
     return errors.result("audit_complete", counts)

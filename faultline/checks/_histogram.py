@@ -13,6 +13,9 @@ import math
 from bisect import bisect_right
 from collections.abc import Iterable
 
+import numpy as np
+import numpy.typing as npt
+
 __all__ = ["LatencyHistogram"]
 
 _SUB_BITS = 8
@@ -92,6 +95,30 @@ class LatencyHistogram:
                 break
         self.count += n
         self.total_us += int(math.fsum(xs) * 1000.0)
+        self.min_us = lo_us if self.min_us is None else min(self.min_us, lo_us)
+        self.max_us = hi_us if self.max_us is None else max(self.max_us, hi_us)
+
+    def record_array(self, latencies_ms: npt.NDArray[np.float64]) -> None:
+        """:meth:`record_many` of a float64 array, vectorized (same buckets, same sums)."""
+        if not len(latencies_ms):
+            return
+        us = (latencies_ms * 1000.0 + 0.5).astype(np.int64)
+        np.maximum(us, 0, out=us)
+        idx = us.copy()
+        big = us >= _SUB_COUNT
+        if big.any():
+            v = us[big]
+            bits = np.frexp(v.astype(np.float64))[1].astype(np.int64)  # = v.bit_length()
+            shift = bits - _SUB_BITS
+            idx[big] = _SUB_COUNT + (shift - 1) * _HALF + ((v >> shift) - _HALF)
+        buckets, counts = np.unique(idx, return_counts=True)
+        own = self._counts
+        for b, c in zip(buckets.tolist(), counts.tolist(), strict=True):
+            own[b] = own.get(b, 0) + c
+        n = len(us)
+        lo_us, hi_us = int(us.min()), int(us.max())
+        self.count += n
+        self.total_us += int(math.fsum(latencies_ms.tolist()) * 1000.0)
         self.min_us = lo_us if self.min_us is None else min(self.min_us, lo_us)
         self.max_us = hi_us if self.max_us is None else max(self.max_us, hi_us)
 

@@ -3,126 +3,55 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from itertools import compress
-from operator import itemgetter
 from typing import Any
 
+import numpy as np
+
+from ._columns import Codes, first_appearance, group_sums, group_totals, in_sorted, isin, lookup
 from ._registry import checker
-from ._result import CheckContext, CheckResult, ErrorCollector
-from ._snapshot import NOT_COMMITTED, all_committed, transfer_column, transfer_ids
+from ._result import CheckContext, CheckResult, ErrorCollector, Example
+from ._snapshot import state_source, table
 
 __all__ = ["balanced_entries", "conservation", "non_negative"]
 
-#: the transfer (and currency) "before" the first entry of the ledger
-_NOTHING = object()
-#: the fields of a ledger entry the checkers read
-_ENTRY = itemgetter("account_id", "transfer_id", "amount", "currency")
+
+def _entry_columns(state: Any, ctx: CheckContext) -> tuple[Codes, Codes, Any, Codes]:
+    """(account, transfer, amount, currency) of the entries, read in the order the
+    former checkers read them, so a malformed entry fails on the same field."""
+    entries = table(state, ctx, "entries")
+    acc, tid, amount = entries.col("account_id"), entries.col("transfer_id"), entries.col("amount")
+    return acc, tid, amount, entries.col("currency")
 
 
-def _walk_entries(
-    rows: Iterable[tuple[Any, Any, Any, Any]],
-) -> tuple[dict[Any, Any], list[Any], list[Any], set[Any]]:
-    """(balance by account, the transfer of each run of adjacent entries, each run's
-    sum, the distinct currencies) of ``(account, transfer, amount, currency)`` rows."""
-    by_account: dict[Any, Any] = {}
-    runs: list[Any] = []
-    run_sums: list[Any] = []  # shifted by one: the first is a dummy
-    run_append, sum_append = runs.append, run_sums.append
-    currencies: set[Any] = set()
-    run_tid: Any = _NOTHING
-    last_currency: Any = _NOTHING
-    total: Any = 0
-    for acc, tid, amount, currency in rows:
-        try:
-            by_account[acc] = by_account[acc] + amount
-        except KeyError:  # the account's first entry
-            by_account[acc] = 0 + amount
-        if tid == run_tid:
-            total += amount
-        else:
-            sum_append(total)
-            run_append(tid)
-            run_tid, total = tid, amount
-        if currency != last_currency:
-            currencies.add(currency)
-            last_currency = currency
-    sum_append(total)
-    del run_sums[0]
-    return by_account, runs, run_sums, currencies
-
-
-def _entry_sums(
-    state: Mapping[str, Any], ctx: CheckContext
-) -> tuple[dict[Any, int], set[Any], list[Any], set[tuple[Any, str]] | None]:
-    """(balance by account, transfers with entries, transfers whose entries do not sum
-    to zero in ledger order, distinct (transfer, currency) of entries or ``None`` when
-    the whole ledger has one currency), cached for the run.
-
-    The one Python loop over every entry of the ledger. A transfer's entries are
-    written together and so mostly sit side by side: the loop sums runs of one
-    transfer, and a dict by transfer (a dearer insert per entry) is only built when
-    some transfer's entries are apart.
-    """
-    cached = ctx.cache.get("entry_sums")
+def _balances(state: Any, ctx: CheckContext) -> tuple[Codes, list[int]]:
+    cached = ctx.cache.get("entry_balances")
     if cached is not None and cached[0] is state:
         return cached[1]  # type: ignore[no-any-return]
-    entries = state.get("entries", ())
-    try:
-        by_account, runs, run_sums, currencies = _walk_entries(map(_ENTRY, entries))
-    except Exception:
-        # a malformed entry: fail on the row and field that the former two passes (the
-        # sums, then the currencies) have always failed on
-        sums_only = itemgetter("account_id", "transfer_id", "amount")
-        _walk_entries((*row, None) for row in map(sums_only, entries))
-        set(map(itemgetter("currency"), entries))
-        raise
-    with_entries = set(runs)
-    if len(with_entries) == len(runs):  # one run per transfer
-        unbalanced = list(compress(runs, run_sums))
-    else:
-        by_transfer: dict[Any, Any] = {}
-        tr_get = by_transfer.get
-        for tid, total in zip(runs, run_sums, strict=True):
-            by_transfer[tid] = tr_get(tid, 0) + total
-        unbalanced = [tid for tid, total in by_transfer.items() if total]
-    pairs: set[tuple[Any, str]] | None = None
-    if len(currencies) > 1:
-        pairs = set(map(itemgetter("transfer_id", "currency"), entries))
-    value = (by_account, with_entries, unbalanced, pairs)
-    ctx.cache["entry_sums"] = (state, value)
+    acc, _, amount, _ = _entry_columns(state, ctx)
+    value = group_sums(acc, amount)
+    ctx.cache["entry_balances"] = (state, value)
     return value
 
 
-def _entries_of(state: Mapping[str, Any], transfer_ids: set[Any]) -> dict[Any, list[dict[str, Any]]]:
-    """The entry rows of a few transfers (only ever called for evidence)."""
-    out: dict[Any, list[dict[str, Any]]] = {}
-    for e in state.get("entries", ()):
-        if e["transfer_id"] in transfer_ids:
-            out.setdefault(e["transfer_id"], []).append(e)
-    return out
-
-
 @checker("conservation")
-def conservation(
-    history: Sequence[Mapping[str, Any]], state: Mapping[str, Any], ctx: CheckContext
-) -> CheckResult:
+def conservation(history: Any, state: Any, ctx: CheckContext) -> CheckResult:
     """Per currency all balances sum to zero, and each balance equals its entries.
 
     Money enters only out of ``issuance`` accounts, so customer balances sum to what
     issuance accounts gave out; ``external_inflow`` (when non-zero) must equal it.
     """
-    by_account = _entry_sums(state, ctx)[0]
+    src = state_source(state, ctx)
+    acc_keys, acc_sums = _balances(state, ctx)
     errors = ErrorCollector()
     totals: dict[str, int] = defaultdict(int)
     issued: dict[str, int] = defaultdict(int)
-    accounts = state.get("accounts", ())
+    accounts = src.rows("accounts")
     for acc in accounts:
         cur, bal = acc["currency"], acc["balance"]
         totals[cur] += bal
         if acc.get("kind") == "issuance":
             issued[cur] -= bal
-        from_entries = by_account.get(acc["id"], 0)
+        [from_entries] = lookup(acc_keys, acc_sums, np.array([hash(acc["id"])], np.int64), 0)
         if bal != from_entries:
             errors.add(
                 "balance_entries_mismatch",
@@ -137,7 +66,7 @@ def conservation(
                 {"currency": cur, "sum_of_balances": total},
                 severity=abs(total),
             )
-    for cur, inflow in sorted((state.get("external_inflow") or {}).items()):
+    for cur, inflow in sorted((src.get("external_inflow") or {}).items()):
         if inflow and cur in issued and inflow != issued[cur]:
             errors.add(
                 "inflow_mismatch",
@@ -148,76 +77,161 @@ def conservation(
     return errors.result("conservation", counts)
 
 
+_KINDS = ("missing_entries", "entries_of_uncommitted_transfer", "orphan_entries",
+          "currency_mismatch", "unbalanced_entries")
+#: the tables each kind's evidence can show rows of (a superset is only slower)
+_SHAPES = {
+    "missing_entries": (False, ("transfers",)),
+    "entries_of_uncommitted_transfer": (False, ("transfers", "entries")),
+    "orphan_entries": (False, ("entries",)),
+    "currency_mismatch": (False, ("transfers", "entries")),
+    "unbalanced_entries": (False, ("transfers", "entries")),
+}
+
+
+def _pair_sums(tid: Codes, cur: Codes, amount: Any, wanted: Codes) -> tuple[Codes, list[int]]:
+    """Per transfer of ``wanted``: (whether some currency's entries sum to non-zero,
+    the sum of the absolute per-currency sums) in the order of ``wanted``."""
+    keep = isin(tid, wanted)
+    t, c, a = tid[keep], cur[keep], amount[keep]
+    if not len(t):
+        return np.zeros(len(wanted), bool), [0] * len(wanted)
+    pair = np.stack([t, c], axis=1)
+    uniq, inverse = np.unique(pair, axis=0, return_inverse=True)
+    _, sums = group_sums(inverse.astype(np.int64).ravel(), a)
+    per_tid: dict[int, int] = defaultdict(int)
+    nonzero: set[int] = set()
+    for (tc, _), s in zip(uniq.tolist(), sums, strict=True):
+        per_tid[tc] += abs(s)
+        if s:
+            nonzero.add(tc)
+    wanted_list = wanted.tolist()
+    return (np.array([w in nonzero for w in wanted_list], bool),
+            [per_tid.get(w, 0) for w in wanted_list])
+
+
+class _EntryGroups:
+    """The entries grouped by transfer, by one stable sort: ``tids`` (sorted, distinct),
+    ``first`` (each one's first entry), ``group`` (of each entry in sorted order),
+    ``nonzero`` (the entries' sum is not zero)."""
+
+    def __init__(self, e_tid: Codes, amounts: Any) -> None:
+        self.order = np.argsort(e_tid, kind="stable")
+        st = e_tid[self.order]
+        new = np.ones(len(st), bool)
+        if len(st):
+            np.not_equal(st[1:], st[:-1], out=new[1:])
+        starts = np.flatnonzero(new)
+        self.tids = st[starts]
+        self.first = self.order[starts]
+        self.group = np.cumsum(new) - 1
+        sums = group_totals(amounts[self.order], starts)
+        self.nonzero = np.fromiter(map(bool, sums), bool, count=len(starts))
+
+    def in_ledger_order(self, mask: Any) -> Codes:
+        """The transfers of ``mask`` in the order of their first entry."""
+        return self.tids[mask][np.argsort(self.first[mask], kind="stable")]  # type: ignore[no-any-return]
+
+
 @checker("balanced_entries")
-def balanced_entries(
-    history: Sequence[Mapping[str, Any]], state: Mapping[str, Any], ctx: CheckContext
-) -> CheckResult:
+def balanced_entries(history: Any, state: Any, ctx: CheckContext) -> CheckResult:
     """Every transfer's entries sum to zero per currency, in the transfer's currency;
     committed transfers have entries, uncommitted ones none, no entry is orphaned."""
-    _, with_entries, unbalanced, pairs = _entry_sums(state, ctx)
-    transfers = state.get("transfers", ())
-    ids = transfer_ids(state, ctx)
-    uncommitted = (
-        set()
-        if all_committed(state, ctx)
-        else {t["id"] for t in transfers if t.get("status") in NOT_COMMITTED}
-    )
-    problems: dict[Any, list[str]] = {}
-
-    def flag(tids: Iterable[Any], kind: str) -> None:
-        for tid in tids:
-            problems.setdefault(tid, []).append(kind)
-
-    # set algebra first; Python-level work only for the transfers that are wrong
-    without_entries = ids - with_entries
-    flag(without_entries - uncommitted, "missing_entries")
-    flag(uncommitted & with_entries, "entries_of_uncommitted_transfer")
-    # |with - ids| = |with| - |ids| + |ids - with|: walk the entries' side only if needed
-    if len(with_entries) - len(ids) + len(without_entries):
-        flag(with_entries - ids, "orphan_entries")
-    if pairs is None:  # one currency in all entries: compare it with the transfers'
-        entry_currencies = {e["currency"] for e in state.get("entries", ())[:1]}
-        if not entry_currencies.issuperset(transfer_column(state, ctx, "currency")):
-            pairs = set(map(itemgetter("transfer_id", "currency"), state.get("entries", ())))
-    if pairs is not None:
-        wrong_currency = pairs - set(map(itemgetter("id", "currency"), transfers))
-        flag({tid for tid, _ in wrong_currency if tid in ids}, "currency_mismatch")
-    flag(unbalanced, "unbalanced_entries")
-    currency = (
-        {t["id"]: t["currency"] for t in transfers if t["id"] in problems} if problems else {}
-    )
+    _, e_tid, e_amount, e_cur = _entry_columns(state, ctx)
+    transfers = table(state, ctx, "transfers")
+    entries = table(state, ctx, "entries")
+    ids = transfers.col("id")
+    uncommitted = transfers.col("uncommitted")
+    t_cur = transfers.col("currency")
+    g = _EntryGroups(e_tid, e_amount)
+    # each group's transfer: ids sorted once, searched with the sorted group keys
+    ot = np.argsort(ids, kind="stable")
+    s_ids, s_cur = ids[ot], t_cur[ot]
+    lo = np.searchsorted(s_ids, g.tids, "left")
+    hi = np.searchsorted(s_ids, g.tids, "right")
+    known = hi > lo
+    has_entries = np.empty(len(ids), bool)
+    has_entries[ot] = in_sorted(s_ids, g.tids)
+    groups = [
+        first_appearance(ids[~has_entries & ~uncommitted]),
+        first_appearance(ids[has_entries & uncommitted]),
+        g.in_ledger_order(~known),
+    ]
+    # entries in another currency than their transfer's (a transfer of ``ids`` only)
+    span = hi - lo
+    one = known & (span == 1)
+    e_cur_sorted = e_cur[g.order]
+    of_one = one[g.group]
+    same = np.zeros(len(e_tid), bool)
+    t_cur_of = s_cur[np.minimum(lo, max(len(s_cur) - 1, 0))] if len(s_cur) else lo
+    same[of_one] = t_cur_of[g.group[of_one]] == e_cur_sorted[of_one]
+    for k in np.flatnonzero(known & (span > 1)).tolist():  # a transfer id twice: rare
+        rows = np.flatnonzero(g.group == k)
+        same[rows] = np.isin(e_cur_sorted[rows], s_cur[lo[k]:hi[k]])
+    bad = np.zeros(len(e_tid), bool)
+    bad[g.order] = known[g.group] & ~same
+    groups.append(first_appearance(e_tid[bad]))
+    groups.append(g.in_ledger_order(g.nonzero))
+    problems = first_appearance(np.concatenate(groups)) if any(len(g) for g in groups) else ids[:0]
     errors = ErrorCollector()
-    if problems:
-        entries = _entries_of(state, set(problems))
-        for tid, kinds in problems.items():
-            rows = entries.get(tid, [])
-            sums: dict[str, int] = {}
-            for e in rows:
-                sums[e["currency"]] = sums.get(e["currency"], 0) + e["amount"]
-            if "unbalanced_entries" not in kinds and any(sums.values()):
-                kinds.append("unbalanced_entries")  # mixed currencies, zero in total
-            for kind in kinds:
-                errors.add(
-                    kind,
-                    {"transfer": tid, "currency": currency.get(tid), "entry_sums": sums},
-                    severity=sum(abs(v) for v in sums.values()),
-                    rows={
-                        "transfers": [tid] if tid in currency else [],
-                        "entries": [e["id"] for e in rows],
-                    },
-                )
-    counts = {"transfers": len(transfers), "entries": len(state.get("entries", ()))}
+    if len(problems):
+        member: list[Any] = [isin(problems, g) for g in groups]
+        unbalanced_any, severity = _pair_sums(e_tid, e_cur, e_amount, problems)
+        member[4] = member[4] | unbalanced_any  # mixed currencies that sum to zero overall
+        kinds_of, tids, sev = [], [], []
+        m = np.stack(member, axis=1)
+        for i, row in enumerate(m.tolist()):
+            for k, flagged in enumerate(row):
+                if flagged:
+                    kinds_of.append(k)
+                    tids.append(i)
+                    sev.append(severity[i])
+        tid_index = np.array(tids, np.int64)
+        errors.add_batch(_KINDS, kinds_of, _examples(problems, tid_index, e_tid, ids,
+                                                       transfers, entries),
+                         shapes=_SHAPES, severity=np.array(sev, dtype=np.float64))
+    counts = {"transfers": len(transfers), "entries": len(entries)}
     return errors.result("balanced_entries", counts)
 
 
+def _examples(problems: Codes, tid_index: Any, e_tid: Codes, ids: Codes, transfers: Any,
+              entries: Any) -> Any:
+    def materialize(positions: Any) -> list[Example]:
+        wanted = problems[tid_index[positions]]
+        e_pos = np.flatnonzero(isin(e_tid, wanted))
+        t_pos = np.flatnonzero(isin(ids, wanted))
+        e_rows = entries.rows_at(e_pos.tolist())
+        t_rows = transfers.rows_at(t_pos.tolist())
+        by_tid: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+        for p in e_pos.tolist():
+            by_tid[hash(e_rows[p]["transfer_id"])].append(e_rows[p])
+        currency: dict[int, tuple[Any, Any]] = {}
+        for p in t_pos.tolist():
+            row = t_rows[p]
+            currency[hash(row["id"])] = (row["id"], row["currency"])
+        out: list[Example] = []
+        for code in wanted.tolist():
+            rows = by_tid.get(code, [])
+            sums: dict[str, int] = {}
+            for e in rows:
+                sums[e["currency"]] = sums.get(e["currency"], 0) + e["amount"]
+            tid_value, cur = currency.get(code, (None, None))
+            if tid_value is None:
+                tid_value = rows[0]["transfer_id"]
+            example = {"transfer": tid_value, "currency": cur, "entry_sums": sums}
+            out.append((example, (), {"transfers": [tid_value] if code in currency else [],
+                                      "entries": [e["id"] for e in rows]}))
+        return out
+
+    return materialize
+
+
 @checker("non_negative")
-def non_negative(
-    history: Sequence[Mapping[str, Any]], state: Mapping[str, Any], ctx: CheckContext
-) -> CheckResult:
+def non_negative(history: Any, state: Any, ctx: CheckContext) -> CheckResult:
     """No account marked ``non_negative`` has a balance below zero."""
     errors = ErrorCollector()
     guarded = 0
-    for acc in state.get("accounts", ()):
+    for acc in state_source(state, ctx).rows("accounts"):
         if not acc.get("non_negative"):
             continue
         guarded += 1

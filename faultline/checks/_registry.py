@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ._result import UNKNOWN, CheckContext, CheckResult
 
-__all__ = ["CHECKERS", "INVARIANTS", "REQUIRED_TABLES", "Checker", "checker", "run_checks"]
+__all__ = ["CHECKERS", "ERROR_KINDS", "INVARIANTS", "REQUIRED_TABLES", "Checker", "checker",
+           "run_checks"]
 
-Checker = Callable[[Sequence[Mapping[str, Any]], Mapping[str, Any], CheckContext], CheckResult]
+#: ``(history, state, ctx) -> CheckResult``; history is a list of dicts or a record source,
+#: state a snapshot dict or a ``StateSource`` (the built-in checkers take either)
+Checker = Callable[[Any, Any, CheckContext], CheckResult]
 
 #: name -> checker function; filled by the ``@checker`` decorator at import
 CHECKERS: dict[str, Checker] = {}
@@ -26,6 +29,24 @@ INVARIANTS: tuple[str, ...] = (
     "projection_converges",
     "audit_complete",
 )
+
+
+#: every error ``type`` each invariant checker can report (docs/checks.md explains each;
+#: a test makes each one fire, and fails on a type not listed here); any checker can
+#: also be ``unknown`` with ``checker_crashed``
+ERROR_KINDS: dict[str, tuple[str, ...]] = {
+    "conservation": ("balance_entries_mismatch", "currency_not_conserved", "inflow_mismatch"),
+    "balanced_entries": ("missing_entries", "entries_of_uncommitted_transfer", "orphan_entries",
+                         "currency_mismatch", "unbalanced_entries"),
+    "non_negative": ("negative_balance",),
+    "acknowledged_exactly_once": ("lost_ok", "double_charge", "info_applied_twice",
+                                  "failed_but_applied", "transfer_without_invoke"),
+    "idempotent_replay": ("different_body_accepted", "replay_mismatch", "stored_response_mismatch"),
+    "outbox_delivered": ("missing_outbox_event", "duplicate_outbox_event", "unpublished_event",
+                         "event_not_in_stream", "dead_letter", "event_not_applied"),
+    "projection_converges": ("projection_drift", "projection_of_unknown_account"),
+    "audit_complete": ("audit_gap", "broken_chain", "tampered_audit_row", "missing_audit"),
+}
 
 
 def checker(name: str) -> Callable[[Checker], Checker]:
@@ -61,12 +82,7 @@ REQUIRED_TABLES: dict[str, tuple[str, ...]] = {
     "audit_complete": ("transfers", "audit"),
 }
 
-def _run_one(
-    name: str,
-    history: Sequence[Mapping[str, Any]],
-    state: Mapping[str, Any] | None,
-    ctx: CheckContext,
-) -> CheckResult:
+def _run_one(name: str, history: Any, state: Any, ctx: CheckContext) -> CheckResult:
     fn = CHECKERS.get(name)
     if fn is None:
         return CheckResult(name=name, valid=UNKNOWN, message=f"no checker named {name!r}")
@@ -87,8 +103,8 @@ def _run_one(
 
 def run_checks(
     names: Iterable[str] | None,
-    history: Sequence[Mapping[str, Any]],
-    state: Mapping[str, Any] | None,
+    history: Any,
+    state: Any,
     context: CheckContext | None = None,
 ) -> list[CheckResult]:
     """Run the named checkers (``None`` or ``["all"]`` = every invariant).

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections.abc import Mapping, Sequence
-from itertools import compress
-from operator import not_
 from typing import Any
+
+import numpy as np
 
 from ._histogram import LatencyHistogram
 from ._history import ERROR, OK, history_index, ops_by_start
@@ -16,7 +14,7 @@ __all__ = ["timeseries"]
 
 
 def timeseries(
-    history: Sequence[Mapping[str, Any]],
+    history: Any,
     *,
     bucket_s: float = 1.0,
     context: CheckContext | None = None,
@@ -25,26 +23,30 @@ def timeseries(
 
     Row: ``t`` (seconds since start), ``ok``, ``errors``, ``fails`` (expected
     refusals), ``throughput`` (ok/s), ``p50_ms``, ``p99_ms`` (``None`` when empty).
+    ``history`` is a list of dicts or a record source (``faultline.checks.open_run``).
     """
     ctx = context if context is not None else CheckContext()
     ix = history_index(history, ctx)
     starts, lats, outs = ops_by_start(history, ctx)
-    if ix.first_ns is None or not starts:
+    if ix.first_ns is None or not len(starts):
         return []
     origin = ctx.run_start_ns if ctx.run_start_ns is not None else ix.first_ns
     width = bucket_s * 1e9
+    n = len(starts)
+    # operations invoked before the origin count in the first bucket
+    buckets = max(1, int(np.ceil((float(starts[-1]) - origin) / width)) + 1)
+    edges = np.searchsorted(starts, origin + np.arange(1, buckets + 1, dtype=np.float64) * width)
     series = []
-    lo = bisect_left(starts, origin)
-    if lo:  # operations invoked before the origin count in the first bucket
-        lo = 0
-    b = 0
-    while lo < len(starts):
-        hi = bisect_left(starts, origin + (b + 1) * width, lo)
+    lo = 0
+    for b, hi in enumerate(edges.tolist()):
+        if lo >= n:
+            break
         window = outs[lo:hi]
-        ok = window.count(OK)
-        errors = window.count(ERROR)
+        ok_mask = window == OK
+        ok = int(np.count_nonzero(ok_mask))
+        errors = int(np.count_nonzero(window == ERROR))
         hist = LatencyHistogram()
-        hist.record_many(compress(lats[lo:hi], map(not_, window)))
+        hist.record_array(lats[lo:hi][ok_mask])
         series.append(
             {
                 "t": b * bucket_s,
@@ -57,5 +59,4 @@ def timeseries(
             }
         )
         lo = hi
-        b += 1
     return series

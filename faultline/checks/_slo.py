@@ -9,11 +9,10 @@ request stuck behind a fault is charged to the fault.
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
-from collections.abc import Mapping, Sequence
-from itertools import compress
-from operator import not_
+from collections.abc import Mapping
 from typing import Any
+
+import numpy as np
 
 from ._histogram import LatencyHistogram
 from ._history import ERROR, OK, FaultWindow, context_windows, history_index, ops_by_start
@@ -35,9 +34,7 @@ def _get(obj: Any, name: str, default: Any = None) -> Any:
     return getattr(obj, name, default)
 
 
-def phase_bounds(
-    history: Sequence[Mapping[str, Any]], ctx: CheckContext
-) -> dict[str, tuple[int, int] | None]:
+def phase_bounds(history: Any, ctx: CheckContext) -> dict[str, tuple[int, int] | None]:
     """``{phase: (start_ns, end_ns)}``; ``None`` for a phase the run did not have."""
     ix = history_index(history, ctx)
     first = ctx.run_start_ns if ctx.run_start_ns is not None else ix.first_ns
@@ -57,7 +54,7 @@ def phase_bounds(
     }
 
 
-def phase_stats(history: Sequence[Mapping[str, Any]], ctx: CheckContext) -> dict[str, dict[str, Any]]:
+def phase_stats(history: Any, ctx: CheckContext) -> dict[str, dict[str, Any]]:
     """Per phase: operations, ok, errors, error_rate, throughput (ok/s), latency summary."""
     cached = ctx.cache.get("phase_stats")
     if cached is not None and cached[0] is history:
@@ -65,8 +62,9 @@ def phase_stats(history: Sequence[Mapping[str, Any]], ctx: CheckContext) -> dict
     starts, lats, outs = ops_by_start(history, ctx)
     bounds = phase_bounds(history, ctx)
     n = len(starts)
-    cut_before = bisect_left(starts, bounds["before"][1]) if bounds["during"] and bounds["before"] else 0
-    cut_after = bisect_left(starts, bounds["after"][0]) if bounds["after"] else n
+    before, after = bounds["before"], bounds["after"]
+    cut_before = int(np.searchsorted(starts, before[1])) if bounds["during"] and before else 0
+    cut_after = int(np.searchsorted(starts, after[0])) if after else n
     if bounds["during"] is None:
         cut_before = cut_after = n
     ranges = {"before": (0, cut_before), "during": (cut_before, cut_after), "after": (cut_after, n)}
@@ -77,11 +75,10 @@ def phase_stats(history: Sequence[Mapping[str, Any]], ctx: CheckContext) -> dict
             continue
         lo, hi = ranges[p]
         phase_outs = outs[lo:hi]
-        ok = phase_outs.count(OK)
-        errs = phase_outs.count(ERROR)
+        ok = int(np.count_nonzero(phase_outs == OK))
+        errs = int(np.count_nonzero(phase_outs == ERROR))
         hist = LatencyHistogram()
-        # OK == 0, so ``not outcome`` selects the successful operations
-        hist.record_many(compress(lats[lo:hi], map(not_, phase_outs)))
+        hist.record_array(lats[lo:hi][phase_outs == OK])
         duration = max((b[1] - b[0]) / _NS, 1e-9)
         total = hi - lo
         stats[p] = {
@@ -131,9 +128,7 @@ def _metric(stats: Mapping[str, Any], metric: str) -> float:
 _METRICS = ("p50_ms", "p99_ms", "error_rate", "throughput")
 
 
-def _recovery(
-    history: Sequence[Mapping[str, Any]], ctx: CheckContext, deadline_s: float, threshold: float
-) -> CheckResult:
+def _recovery(history: Any, ctx: CheckContext, deadline_s: float, threshold: float) -> CheckResult:
     name = "slo:after:recover_within"
     windows = context_windows(history, ctx)
     ends = [w.end_ns for w in windows]
@@ -142,15 +137,18 @@ def _recovery(
     healed = max(e for e in ends if e is not None)
     starts, _, outs = ops_by_start(history, ctx)
     buckets: dict[int, list[int]] = {}
-    lo = bisect_left(starts, healed)
-    second = 0
-    while lo < len(starts):
-        hi = bisect_left(starts, healed + (second + 1) * _NS, lo)
-        if hi > lo:
-            window = outs[lo:hi]
-            buckets[second] = [hi - lo, window.count(ERROR)]
-        lo = hi
-        second += 1
+    lo = int(np.searchsorted(starts, healed))
+    n = len(starts)
+    if lo < n:
+        last = int((starts[-1] - healed) // _NS) + 2
+        edges = np.searchsorted(starts, healed + np.arange(1, last + 1, dtype=np.float64) * _NS)
+        errors_before = np.concatenate([[0], np.cumsum(outs == ERROR)])
+        for second, hi in enumerate(edges.tolist()):
+            if hi > lo:
+                buckets[second] = [hi - lo, int(errors_before[hi] - errors_before[lo])]
+            lo = hi
+            if lo >= n:
+                break
     if not buckets:
         return _slo_result(name, UNKNOWN, "no operations after the last fault healed", {})
     recovered_at: int | None = None
@@ -179,9 +177,7 @@ def _find_window(windows: list[FaultWindow], ref: Any) -> FaultWindow | None:
     return None
 
 
-def _expected_alert(
-    history: Sequence[Mapping[str, Any]], ctx: CheckContext, expect: Any
-) -> CheckResult:
+def _expected_alert(history: Any, ctx: CheckContext, expect: Any) -> CheckResult:
     alert = str(_get(expect, "alert"))
     name = f"alert:{alert}"
     within = float(_get(expect, "within") or 0.0)
@@ -230,9 +226,7 @@ def _expected_alert(
     return _slo_result(name, True, f"{alert} fired and cleared", counts)
 
 
-def check_slos(
-    scenario: Any, history: Sequence[Mapping[str, Any]], context: CheckContext | None = None
-) -> list[CheckResult]:
+def check_slos(scenario: Any, history: Any, context: CheckContext | None = None) -> list[CheckResult]:
     """Every SLO, recovery deadline and expected alert of ``scenario``, as results.
 
     ``scenario`` is a ``faultline.scenario.Scenario`` (or a dict of the same shape).

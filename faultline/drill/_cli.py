@@ -13,19 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["register", "worst_code"]
+__all__ = ["register"]
 
 EXIT_HARNESS = 4
 EXIT_INTERRUPTED = 130
-#: the exit codes of several drills, most severe first: a violated invariant beats a
-#: failed steady state, an SLO miss, a harness error (unchecked) and a vacuous drill
-SEVERITY = (130, 1, 3, 2, 4, 5, 0)
-
-
-def worst_code(codes: Any) -> int:
-    """The invocation's exit code from its drills' codes (0 when there were none)."""
-    seen = set(codes)
-    return next((c for c in SEVERITY if c in seen), max(seen) if seen else 0)
 
 
 def _catalogue(system: str | None) -> Path | None:
@@ -72,6 +63,7 @@ def _bugs(raw: str | None) -> list[str]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from faultline.checks import invocation_exit_code
     from faultline.drill._pool import StackPool
     from faultline.drill._runner import DrillOptions, run_drill
     from faultline.scenario import scenario_files
@@ -109,7 +101,7 @@ def _run(args: argparse.Namespace) -> int:
         pool.close()
     if len(files) > 1:
         print("\nfaultline: " + "  ".join(f"{p.stem}={c}" for p, c in codes), file=sys.stderr)
-    return worst_code(c for _, c in codes)
+    return int(invocation_exit_code(c for _, c in codes))
 
 
 def _master(args: argparse.Namespace) -> Any:
@@ -231,9 +223,8 @@ def _check(args: argparse.Namespace) -> int:
     try:
         judged = judge(folder, scn, info={"rechecked": True})
         if args.write:
-            write_report(folder.path, judged.verdict, judged.history, scenario=scn,
-                         alerts=judged.alerts, breaker_events=judged.breakers,
-                         context=judged.context)
+            write_report(folder.path, judged.verdict, judged.run, scenario=scn,
+                         alerts=judged.alerts, breaker_events=judged.breakers)
     except Exception as exc:
         print(f"faultline check: {folder.path}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_HARNESS
@@ -251,9 +242,8 @@ def _report(args: argparse.Namespace) -> int:
     folder, scn = got
     try:
         judged = judge(folder, scn, info={"rechecked": True})
-        paths = write_report(folder.path, judged.verdict, judged.history, scenario=scn,
-                             alerts=judged.alerts, breaker_events=judged.breakers,
-                             context=judged.context)
+        paths = write_report(folder.path, judged.verdict, judged.run, scenario=scn,
+                             alerts=judged.alerts, breaker_events=judged.breakers)
     except Exception as exc:
         print(f"faultline report: {folder.path}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_HARNESS

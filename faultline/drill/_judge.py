@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from faultline.drill._store import RunFolder
-from faultline.history import NEMESIS, iter_jsonl, read_jsonl
 
-__all__ = ["DrillRecord", "Judgement", "fault_report", "judge", "load_state"]
+__all__ = ["DrillRecord", "Judgement", "fault_report", "judge"]
 
 
 @dataclass
@@ -60,34 +59,31 @@ class DrillRecord:
 
 @dataclass
 class Judgement:
-    """The verdict, and what the reports draw from."""
+    """The verdict, and the opened run the reports draw from."""
 
     verdict: Any
-    history: list[dict[str, Any]]
-    context: Any
+    run: Any
     alerts: list[dict[str, Any]] | None
     breakers: list[dict[str, Any]]
-
-
-def load_state(path: Path) -> dict[str, Any] | None:
-    """A stored snapshot (``None`` when the run took none)."""
-    legacy = path.with_suffix(".json")
-    if path.is_dir():
-        from faultline.checks import read_state
-
-        return dict(read_state(path))
-    if legacy.exists():
-        return dict(json.loads(legacy.read_text()))
-    return None
 
 
 def _json(path: Path) -> Any:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def fault_report(history: Path, scenario: Any) -> list[dict[str, Any]]:
-    """One entry per fault of the scenario: window, effect, status and the client
-    operations invoked inside the window (one streaming pass over the history)."""
+def _state_path(path: Path) -> Path | None:
+    """A snapshot: its directory, or the single JSON file of older runs; None if none."""
+    if path.is_dir() or path.with_suffix(".json").is_file():
+        return path
+    return None
+
+
+def fault_report(run: Any, scenario: Any) -> list[dict[str, Any]]:
+    """One entry per fault of the scenario: its window (seconds from the run's start),
+    effect (what the proxy, the launcher or the action counted when it healed), status,
+    and the client operations invoked inside the window and how they ended."""
+    from faultline.checks import vacuous_faults
+
     faults = list(scenario.faults)
     report: list[dict[str, Any]] = [
         {"index": i, "name": f.label, "kind": f.kind, "target": f.target,
@@ -95,65 +91,41 @@ def fault_report(history: Path, scenario: Any) -> list[dict[str, Any]]:
          "effect": None, "seen": None, "status": "not_started", "errors": [],
          "operations": {"invoked": 0, "ok": 0, "fail": 0, "info": 0}}
         for i, f in enumerate(faults)]
-    open_: set[int] = set()
-    pending: dict[Any, list[int]] = {}
-    t0: int | None = None
-    if history.exists():
-        for line in iter_jsonl(history):
-            t = int(line.get("time") or 0)
-            if line.get("process") == NEMESIS:
-                value = line.get("value") or {}
-                index = value.get("index")
-                if not isinstance(index, int) or not 0 <= index < len(report):
-                    continue
-                entry = report[index]
-                when = None if t0 is None else round((t - t0) / 1e9, 3)
-                f = line.get("f")
-                if f == "start":
-                    entry["start_s"], entry["status"] = when, "started"
-                    open_.add(index)
-                elif f == "stop":
-                    entry["end_s"] = when
-                    open_.discard(index)
-                    if "effect" in value:
-                        entry["effect"] = {k: int(v) for k, v in value["effect"].items()}
-                    if "seen" in value:
-                        entry["seen"] = {k: int(v) for k, v in value["seen"].items()}
-                elif f == "skipped":
-                    entry["status"] = "skipped"
-                    entry["errors"].append(str(value.get("reason", "")))
-                elif f == "error":
-                    entry["errors"].append(str(value.get("error", "")))
-                continue
-            if t0 is None:
-                t0 = t
-            process = line.get("process")
-            if line.get("type") == "invoke":
-                inside = sorted(open_)
-                pending[process] = inside
-                for i in inside:
-                    report[i]["operations"]["invoked"] += 1
-            else:
-                for i in pending.pop(process, ()):
-                    kind = line.get("type")
-                    if kind in ("ok", "fail", "info"):
-                        report[i]["operations"][kind] += 1
-    for windows in pending.values():  # invoked, never completed: unknown
-        for i in windows:
-            report[i]["operations"]["info"] += 1
+    origin = run.origin_ns() or 0
+    windows: dict[int, list[int | None]] = {}
+    for line in run.nemesis_lines():
+        value = line.get("value") or {}
+        index = value.get("index")
+        if not isinstance(index, int) or not 0 <= index < len(report):
+            continue
+        entry, t, f = report[index], int(line.get("time") or 0), line.get("f")
+        if f == "start":
+            entry["start_s"], entry["status"] = round((t - origin) / 1e9, 3), "started"
+            windows[index] = [t, None]
+        elif f == "stop":
+            entry["end_s"] = round((t - origin) / 1e9, 3)
+            windows.setdefault(index, [t, None])[1] = t
+            if isinstance(value.get("effect"), dict):
+                entry["effect"] = {k: int(v) for k, v in value["effect"].items()}
+            if isinstance(value.get("seen"), dict):
+                entry["seen"] = {k: int(v) for k, v in value["seen"].items()}
+        elif f == "skipped":
+            entry["status"] = "skipped"
+            entry["errors"].append(str(value.get("reason", "")))
+        elif f == "error":
+            entry["errors"].append(str(value.get("error", "")))
+    last = run.last_ns() or 0
+    for index, (start, end) in windows.items():
+        report[index]["operations"] = run.operations_between(start, end if end is not None
+                                                             else last)
     for entry in report:
-        effect = entry["effect"]
-        if entry["status"] == "skipped":
-            pass
-        elif entry["status"] == "not_started":
-            entry["status"] = "failed" if entry["errors"] else "not_started"
-        elif effect is None:
-            entry["status"] = "effect_unknown"
-        elif any(v for v in effect.values()):
-            entry["status"] = "fired"
-        else:
-            entry["status"] = "no_effect"
-        entry["vacuous"] = entry["expect_effect"] and entry["status"] != "fired"
+        if entry["status"] == "started":
+            touched = not vacuous_faults([{**entry, "expect_effect": True}])
+            entry["status"] = ("effect_unknown" if entry["effect"] is None
+                               else "fired" if touched else "no_effect")
+        elif entry["status"] == "not_started" and entry["errors"]:
+            entry["status"] = "failed"
+        entry["vacuous"] = bool(vacuous_faults([entry]))
     return report
 
 
@@ -161,40 +133,27 @@ def judge(folder: RunFolder, scenario: Any, *,
           info: Mapping[str, Any] | None = None) -> Judgement:
     """The verdict of the run in ``folder``: invariants, SLOs, expected alerts, the
     steady state and every fault's effect."""
-    from faultline.checks import CheckContext, CheckResult, check_slos, run_checks, verdict
+    from faultline.checks import CheckResult, StoredRun, verdict
 
     record = DrillRecord.load(folder)
-    history = read_jsonl(folder.history) if folder.history.exists() else []
-    state = load_state(folder.final_state)
-    baseline = load_state(folder.baseline_state)
     alerts = _json(folder.file(RunFolder.ALERTS))
-    ctx = CheckContext(scenario=scenario, baseline=baseline, alerts=alerts)
-    steady = [CheckResult.from_dict(r) for r in record.steady_results]
-    broken_before = [r for r in steady if r.valid is False]
-    for r in broken_before:  # a violation is a violation in every phase
-        r.name = f"{r.name} (steady state)"
-    results: list[Any] = list(broken_before)
+    state = _state_path(folder.final_state)
+    run = StoredRun.open(history=folder.history, state=state,
+                         baseline=_state_path(folder.baseline_state), scenario=scenario,
+                         alerts=alerts)
+    results: list[Any] = []
     if state is not None:
-        results += run_checks(scenario.checks, history, state, ctx)
-        results += check_slos(scenario, history, ctx)
-    faults = fault_report(folder.history, scenario)
-    vacuous = [f for f in faults if f["vacuous"]]
+        results = run.check(scenario.checks) + run.slos()
     details = {"run_dir": str(folder.path), "system": record.system, "target": record.target,
                "bugs": record.bugs, "steady_state": record.steady_message,
                "replay": record.replay, **dict(info or {})}
     harness = record.harness_error
-    if record.interrupted and not harness:
-        harness = "interrupted (Ctrl-C or SIGTERM) before the verdict"
-    v = verdict(results, steady_state_ok=record.steady_ok or bool(broken_before),
-                harness_error=harness,
-                expected=scenario.checks,
-                scenario=scenario.name, seed=scenario.seed, info=details)
-    v.info["faults"] = faults
-    if v.exit_code == 0 and vacuous:
-        names = ", ".join(f"{f['name']} ({f['status'].replace('_', ' ')})" for f in vacuous)
-        v.exit_code, v.status = 5, "vacuous"
-        v.reason = f"vacuous: a fault never touched the system: {names}"
+    v = verdict(results, steady_state_ok=record.steady_ok,
+                steady_state_results=[CheckResult.from_dict(r) for r in record.steady_results],
+                harness_error=harness, expected=scenario.checks,
+                faults=fault_report(run, scenario), scenario=scenario.name,
+                seed=scenario.seed, info=details)
     if record.interrupted:
         v.exit_code, v.status = 130, "interrupted"
         v.reason = "interrupted (Ctrl-C or SIGTERM) before the drill ended"
-    return Judgement(v, history, ctx, alerts, _json(folder.file(RunFolder.BREAKERS)) or [])
+    return Judgement(v, run, alerts, _json(folder.file(RunFolder.BREAKERS)) or [])

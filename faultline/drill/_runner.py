@@ -248,10 +248,19 @@ class _Drill:
         return run
 
     def snapshot(self) -> dict[str, Any]:
+        """The system's state in memory (the steady-state probe's: small)."""
         assert self.info is not None
         sink = _DictSink()
         self.profile.snapshot(self.info, sink)
         return sink.state
+
+    def snapshot_to(self, path: Path) -> None:
+        """The system's state streamed to disk, table by table (a soak's is big)."""
+        from faultline.checks import StateWriter
+
+        assert self.info is not None
+        with StateWriter(path) as writer:
+            self.profile.snapshot(self.info, writer)
 
     def steady_state(self) -> bool:
         """A probe load must complete with few errors, and the ledger invariants must
@@ -448,7 +457,7 @@ class _Drill:
             else:
                 self.ui.say(f"settled in {self.record.settle_seconds:g}s")
             with self.phase("snapshot"):
-                folder.final_state.with_suffix(".json").write_text(_dumps(self.snapshot()))
+                self.snapshot_to(folder.final_state)
         self._keep_proxy_events()
         if self.scraper is not None:
             self.scraper.stop()
@@ -460,10 +469,9 @@ class _Drill:
         with self.phase("judge"):
             judged = judge(folder, self.scn)
         with self.phase("report"):
-            write_report(folder.path, judged.verdict, judged.history, scenario=self.scn,
+            write_report(folder.path, judged.verdict, judged.run, scenario=self.scn,
                          alerts=judged.alerts, breaker_events=judged.breakers,
-                         context=judged.context, replay_command=self.record.replay,
-                         junit_path=self.opts.junit)
+                         replay_command=self.record.replay, junit_path=self.opts.junit)
         self.record.save(folder)
         return judged.verdict
 
@@ -519,8 +527,7 @@ class _Drill:
                     if steady:
                         assert self.folder is not None
                         with self.phase("baseline"):
-                            self.folder.baseline_state.with_suffix(".json").write_text(
-                                _dumps(self.snapshot()))
+                            self.snapshot_to(self.folder.baseline_state)
                         with self.phase("load"):
                             self.drive()
                         self._progress_line("done")
@@ -595,7 +602,7 @@ def run_drill(path: str | os.PathLike[str], opts: DrillOptions | None = None,
         if isinstance(opts.profile, SystemProfile):
             profile = opts.profile
         else:
-            profile = load_profile(opts.profile or scn.system)
+            profile = load_profile(opts.profile or scn.system, near=Path(path).parent)
     except ScenarioError as exc:
         print(f"faultline: invalid scenario\n{exc}", file=err)
         return DrillOutcome(4, None)

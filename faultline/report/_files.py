@@ -126,6 +126,13 @@ def format_summary(verdict: Verdict, *, color: bool = False) -> str:
                 if len(first) > 160:
                     first = first[:157] + "..."
                 lines.append(f"        {err['type']} x{err['count']}: first {first}")
+    for f in getattr(verdict, "faults", None) or []:
+        effect = ", ".join(f"{k} {v}" for k, v in (f.get("effect") or {}).items() if v)
+        ops = (f.get("operations") or {}).get("invoked", 0)
+        status = str(f.get("status", "")).replace("_", " ")
+        mark = paint("VOID", "33") if f.get("vacuous") else paint("HIT ", "32")
+        lines.append(f"  {mark}  fault {f.get('name')}: {status}"
+                     + (f"; {effect}" if effect else "") + f" ({ops} operations met it)")
     code = "32" if verdict.exit_code == 0 else "31"
     lines.append(paint(f"=> {verdict.status.upper()} (exit {verdict.exit_code}): {verdict.reason}", code))
     return "\n".join(lines)

@@ -14,9 +14,6 @@ from faultline.checks import (
     UNKNOWN,
     CheckContext,
     Verdict,
-    fault_windows_from_history,
-    phase_stats,
-    timeseries,
 )
 
 from ._svg import Line, Mark, Shade, line_chart
@@ -98,9 +95,35 @@ def _list_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _opened(run: Any, context: CheckContext | None) -> Any:
+    """A :class:`StoredRun` for ``run`` (one, or a history list)."""
+    from faultline.checks import StoredRun
+    from faultline.checks._source import ListRecords
+
+    if isinstance(run, StoredRun):
+        return run
+    return StoredRun(ListRecords(list(run), "history"), None,
+                     context if context is not None else CheckContext())
+
+
+def _faults_table(verdict: Verdict) -> str:
+    """Each fault with its window, status, effect and the operations it met."""
+    faults = getattr(verdict, "faults", None) or []
+
+    def counters(values: Mapping[str, Any] | None) -> str:
+        return ", ".join(f"{k} {v}" for k, v in (values or {}).items()) or "—"
+
+    return _list_table(
+        ["fault", "start s", "end s", "status", "effect", "exposed to", "operations met"],
+        [(f.get("name"), f.get("start_s"), f.get("end_s"),
+          str(f.get("status", "")).replace("_", " ") + (" (vacuous)" if f.get("vacuous") else ""),
+          counters(f.get("effect")), counters(f.get("seen")), counters(f.get("operations")))
+         for f in faults])
+
+
 def render_html(
     verdict: Verdict,
-    history: Sequence[Mapping[str, Any]],
+    history: Any,
     *,
     scenario: Any = None,
     alerts: Sequence[Mapping[str, Any]] | None = None,
@@ -110,16 +133,14 @@ def render_html(
     bucket_s: float = 1.0,
 ) -> str:
     """The report page as a string (see :func:`write_html`)."""
-    ctx = context if context is not None else CheckContext()
-    series = timeseries(history, bucket_s=bucket_s, context=ctx)
-    origin = ctx.run_start_ns
-    if origin is None:
-        origin = next((op["time"] for op in history if op.get("time") is not None), 0)
+    run = _opened(history, context)
+    series = run.timeseries(bucket_s=bucket_s)
+    origin = run.origin_ns() or 0
 
     def sec(ns: int | None) -> float:
         return ((ns or 0) - origin) / 1e9
 
-    windows = ctx.fault_windows or fault_windows_from_history(history)
+    windows = run.fault_windows()
     end_s = series[-1]["t"] + bucket_s if series else 0.0
     shades = []
     for w in windows:
@@ -160,7 +181,7 @@ def render_html(
         ),
     ]
     try:
-        stats = phase_stats(history, ctx)
+        stats = run.phase_stats()
     except Exception:  # the report must render even when the history is odd
         stats = {}
     status_class = "ok" if verdict.exit_code == 0 else ("unk" if verdict.exit_code == 4 else "bad")
@@ -183,13 +204,7 @@ def render_html(
     parts.append("<h2>Checks</h2>" + _results_table(verdict))
     parts.append("<h2>Over time</h2>" + "".join(f"<div>{c}</div>" for c in charts))
     parts.append("<h2>Phases</h2>" + (_phase_table(stats) if stats else "<p><small>none</small></p>"))
-    parts.append(
-        "<h2>Faults</h2>"
-        + _list_table(
-            ["fault", "start s", "end s"],
-            [(s.label, round(s.x0, 2), round(s.x1, 2)) for s in shades],
-        )
-    )
+    parts.append("<h2>Faults and what they did</h2>" + _faults_table(verdict))
     if alerts is None:
         parts.append("<h2>Alerts</h2><p><small>alert rules were not evaluated</small></p>")
     else:
@@ -221,7 +236,7 @@ def render_html(
     return "\n".join(parts)
 
 
-def write_html(path: str | os.PathLike[str], verdict: Verdict, history: Sequence[Mapping[str, Any]], **kwargs: Any) -> Path:
+def write_html(path: str | os.PathLike[str], verdict: Verdict, history: Any, **kwargs: Any) -> Path:
     """Write ``report.html``; keyword arguments as :func:`render_html`."""
     out = Path(path)
     out.write_text(render_html(verdict, history, **kwargs), encoding="utf-8")

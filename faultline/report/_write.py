@@ -18,7 +18,7 @@ __all__ = ["write_report"]
 def write_report(
     run_dir: str | os.PathLike[str],
     verdict: Verdict,
-    history: Sequence[Mapping[str, Any]],
+    run: Any,
     *,
     scenario: Any = None,
     alerts: Sequence[Mapping[str, Any]] | None = None,
@@ -29,7 +29,10 @@ def write_report(
 ) -> dict[str, Path]:
     """Write ``verdict.json``, ``junit.xml`` and ``report.html`` into ``run_dir``.
 
-    ``junit_path`` writes the JUnit file elsewhere too (``--junit PATH``). Returns
+    ``run`` is the opened run (:class:`faultline.checks.StoredRun`: the plots come from
+    its columns, so a run of millions of operations is reported without holding it), or
+    a history as a list of dicts. ``junit_path`` writes the JUnit file elsewhere too
+    (``--junit PATH``). Returns
     ``{"verdict": path, "junit": path, "html": path}``. The HTML is written last and a
     failure there never loses the verdict or JUnit file.
     """
@@ -44,7 +47,7 @@ def write_report(
     paths["html"] = write_html(
         out / "report.html",
         verdict,
-        history,
+        run,
         scenario=scenario,
         alerts=alerts,
         breaker_events=breaker_events,

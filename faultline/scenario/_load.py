@@ -201,14 +201,19 @@ def parse_scenario(text: str, file: str = "<scenario>", *, profile: Any = None) 
     except ValidationError as exc:
         problems = _problems(exc, lines)
         problems += [ScenarioProblem(p.field, p.message, _line_for(_parse_path(p.field), lines))
-                     for p in check_raw_names(data, profile)]
+                     for p in check_raw_names(data, profile, _near(file))]
         raise ScenarioError(file, problems) from None
 
-    scn, problems = check_against_profile(scn, profile)
+    scn, problems = check_against_profile(scn, profile, _near(file))
     if problems:
         raise ScenarioError(file, [ScenarioProblem(p.field, p.message, _line_for(
             _parse_path(p.field), lines)) for p in problems])
     return scn
+
+
+def _near(file: str) -> Path | None:
+    """The folder of a scenario file (where its system's module may live)."""
+    return Path(file).parent if not file.startswith("<") else None
 
 
 def _parse_path(field: str) -> tuple[Any, ...]:

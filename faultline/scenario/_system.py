@@ -7,6 +7,7 @@ says which exist. Problems are reported like the model's, one per line with its 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from faultline.system import ProfileError, SystemProfile, load_profile
@@ -58,7 +59,8 @@ def _fault_names(profile: SystemProfile, faults: list[tuple[str, str, str, str |
     return problems
 
 
-def check_raw_names(data: Any, profile: SystemProfile | None = None) -> list[ScenarioProblem]:
+def check_raw_names(data: Any, profile: SystemProfile | None = None,
+                    near: Path | None = None) -> list[ScenarioProblem]:
     """The name problems of a scenario's raw faults, for a file the model rejected (so
     that one run of ``faultline validate`` lists every problem, not half of them)."""
     if not isinstance(data, dict) or not isinstance(data.get("faults"), list):
@@ -66,7 +68,7 @@ def check_raw_names(data: Any, profile: SystemProfile | None = None) -> list[Sce
     if profile is None:
         try:
             profile = load_profile(data.get("system") if isinstance(data.get("system"), str)
-                                   else None)
+                                   else None, near=near)
         except ProfileError:
             return []
     found: list[tuple[str, str, str, str | None]] = []
@@ -84,13 +86,13 @@ def check_raw_names(data: Any, profile: SystemProfile | None = None) -> list[Sce
     return _fault_names(profile, found)
 
 
-def check_against_profile(scn: Scenario, profile: SystemProfile | None = None
-                          ) -> tuple[Scenario, list[ScenarioProblem]]:
+def check_against_profile(scn: Scenario, profile: SystemProfile | None = None,
+                          near: Path | None = None) -> tuple[Scenario, list[ScenarioProblem]]:
     """``scn`` with its system-dependent defaults resolved (mix, invariants), and every
     problem found against the profile (empty when it fits the system)."""
     if profile is None:
         try:
-            profile = load_profile(scn.system)
+            profile = load_profile(scn.system, near=near)
         except ProfileError as exc:
             return scn, [ScenarioProblem("system", str(exc))]
     problems = _fault_names(profile, [

@@ -148,6 +148,20 @@ class SystemProfile:
     #: its scenario catalogue (shipped with the package), if any
     scenarios: Path | None = None
 
+    def __post_init__(self) -> None:
+        from faultline.history import KEYED_OPERATIONS
+
+        odd = sorted(set(self.workload.keyed) - KEYED_OPERATIONS)
+        if odd:
+            # the idempotency checkers read these names: another name would pass unchecked
+            raise ValueError(f"system {self.name!r}: keyed operations are recorded as "
+                             f"{', '.join(sorted(KEYED_OPERATIONS))} in the history; "
+                             f"{', '.join(odd)} is not one of them")
+        missing = sorted(set(self.workload.keyed) - set(self.workload.operations))
+        if missing:
+            raise ValueError(f"system {self.name!r}: keyed operation(s) {', '.join(missing)} "
+                             "are not operations of its workload")
+
     @property
     def targets(self) -> tuple[str, ...]:
         """The targets it can run on (``local``, ``compose``, ``external``)."""

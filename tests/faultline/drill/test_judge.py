@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from faultline.checks import CheckResult
+from faultline.checks import CheckResult, StoredRun
 from faultline.drill import DrillRecord, RunFolder, fault_report, judge
 from faultline.scenario import load_scenario
 
@@ -67,7 +67,7 @@ def _run(tmp_path: Path, *, limit_effect: dict[str, int] | None,
 def test_every_fault_is_reported_with_its_effect_and_operations(tmp_path: Path) -> None:
     folder = _run(tmp_path, limit_effect={"connections_closed": 0, "bytes_cut": 0})
     scn = load_scenario(folder.scenario)
-    limit, latency, pause = fault_report(folder.history, scn)
+    limit, latency, pause = fault_report(StoredRun.open(history=folder.history, state=None), scn)
     assert latency["status"] == "fired"
     assert latency["effect"] == {"bytes_delayed": 512, "delay_ms": 40}
     assert latency["seen"] == {"connections": 4}
@@ -94,7 +94,8 @@ def test_a_drill_whose_fault_changed_nothing_is_vacuous(tmp_path: Path) -> None:
 
 def test_effect_unknown_is_vacuous_and_expect_effect_false_is_not(tmp_path: Path) -> None:
     folder = _run(tmp_path / "a", limit_effect=None)  # a real Toxiproxy counts nothing
-    faults = fault_report(folder.history, load_scenario(folder.scenario))
+    faults = fault_report(StoredRun.open(history=folder.history, state=None),
+                          load_scenario(folder.scenario))
     assert faults[0]["status"] == "effect_unknown"
     assert faults[0]["vacuous"]
     folder = _run(tmp_path / "b", limit_effect={"connections_closed": 2}, expect_pause=False)
