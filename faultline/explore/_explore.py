@@ -41,7 +41,8 @@ from ._progress import ExploreProgress
 from ._shrink import Shrinker, ShrinkResult, Trial
 from ._space import FaultSpace
 
-__all__ = ["DrillRun", "ExploreOptions", "ExploreResult", "Explorer", "Finding", "fold_codes"]
+__all__ = ["DrillRun", "ExploreOptions", "ExploreResult", "Explorer", "Finding", "exit_code",
+           "fold_codes"]
 
 #: drills explored when neither a budget nor a time is given
 DEFAULT_BUDGET = 20
@@ -50,12 +51,8 @@ EXIT_INTERRUPTED = 130
 
 def fold_codes(codes: list[int]) -> int:
     """Several verdicts' exit codes as one, by the engine's precedence."""
-    try:
-        from faultline.checks import invocation_exit_code  # type: ignore[attr-defined]
-    except ImportError:  # the engine's own precedence until the checks land it
-        from faultline.drill._cli import worst_code
+    from faultline.checks import invocation_exit_code
 
-        return int(worst_code(codes))
     return int(invocation_exit_code(codes))
 
 
@@ -300,14 +297,21 @@ class Explorer:
 
     def exit_code(self) -> int:
         r = self.result
-        if r.interrupted:
-            return EXIT_INTERRUPTED
-        if r.finding is not None:
-            return r.finding.drill.exit_code
-        codes = [d.exit_code for d in r.drills]
-        if not codes:
-            return 4
-        unjudged = [c for c in codes if c not in (0, 5)]
-        if unjudged:
-            return fold_codes(unjudged)
-        return 5 if all(c == 5 for c in codes) else 0
+        return exit_code([d.exit_code for d in r.drills],
+                         finding=r.finding.drill.exit_code if r.finding else None,
+                         interrupted=r.interrupted)
+
+
+def exit_code(codes: list[int], *, finding: int | None = None,
+              interrupted: bool = False) -> int:
+    """The exploration's exit code from its drills' codes (module docstring)."""
+    if interrupted:
+        return EXIT_INTERRUPTED
+    if finding is not None:
+        return finding
+    if not codes:
+        return 4  # nothing was explored: nothing was checked
+    unjudged = [c for c in codes if c not in (0, 5)]
+    if unjudged:
+        return fold_codes(unjudged)
+    return 5 if all(c == 5 for c in codes) else 0

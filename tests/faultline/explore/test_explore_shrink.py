@@ -256,3 +256,16 @@ def test_cosmetic_edits_must_fail_twice_with_the_replay_seed() -> None:
             assert len(step.trials) == 2
             assert len({t.seed for t in step.trials}) == 1
             assert all(t.exit_code == 1 for t in step.trials)
+
+
+def test_the_exploration_exit_code() -> None:
+    from faultline.explore._explore import exit_code
+
+    assert exit_code([0, 5, 0]) == 0  # nothing found; vacuous drills are listed, not found
+    assert exit_code([0, 0, 1], finding=1) == 1
+    assert exit_code([4, 2], finding=2) == 2  # the finding's own code, minimal.yaml replays it
+    assert exit_code([0, 3, 5]) == 3  # not everything could be judged
+    assert exit_code([0, 3, 4]) == 4
+    assert exit_code([5, 5]) == 5  # no drawn fault touched the system: nothing proved
+    assert exit_code([]) == 4
+    assert exit_code([0, 1], finding=1, interrupted=True) == 130
