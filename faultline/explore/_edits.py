@@ -136,6 +136,17 @@ def _fewer_users(bold: bool) -> Callable[[Data], Data | None]:
     return apply
 
 
+def _half_load(data: Data) -> Data | None:
+    def change(d: Data) -> bool:
+        half = float(max(MIN_LOAD, math.ceil(float(d["load"]["duration"]) / 2)))
+        end = load_end(d)
+        if half >= d["load"]["duration"] or end is None or end > half:
+            return False
+        d["load"]["duration"] = half
+        return True
+    return _edit(data, change)
+
+
 def shorten_edits(data: Data, *, bold: bool = False) -> list[Edit]:
     """Edits that make the drill take less time (or fewer users). ``bold`` jumps to the
     shortest at once (a first round); otherwise values are halved (later rounds)."""
@@ -147,6 +158,8 @@ def shorten_edits(data: Data, *, bold: bool = False) -> list[Edit]:
                     f"halve fault {i + 1}'s {key}"
                 edits.append(Edit(what, _halve(i, key, bold)))
     edits.append(Edit("one user" if bold else "half the users", _fewer_users(bold)))
+    if not bold:  # a drill that needs no fault, or time after it: half the load
+        edits.append(Edit("half the load", _half_load))
     # last, so that they measure the windows as the edits above left them
     edits += [Edit("start the faults at 1s", _earlier),
               Edit("end the load soon after the last fault heals", _tight)]

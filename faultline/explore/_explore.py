@@ -35,7 +35,7 @@ from faultline.scenario import ScenarioError, parse_scenario
 from faultline.system import SystemProfile
 
 from ._draw import Drill, DrillGenerator
-from ._failure import Failure
+from ._failure import STEADY, Failure
 from ._folder import ExploreFolder
 from ._progress import ExploreProgress
 from ._shrink import Shrinker, ShrinkResult, Trial
@@ -155,10 +155,15 @@ class Explorer:
 
     @staticmethod
     def _judged(code: int, verdict: Any) -> tuple[Failure | None, list[float | None], str]:
+        """The failure a verdict shows (drill results first, then the steady-state
+        probe's), when each fault really started, and the verdict's reason."""
         if verdict is None:
             return None, [], "no verdict (see the drill's log)"
-        started = [f.get("start_s") for f in verdict.info.get("faults", [])]
-        return Failure.of(code, verdict.results), started, str(verdict.reason)
+        faults = getattr(verdict, "faults", None) or verdict.info.get("faults", [])
+        started = [f.get("start_s") for f in faults]
+        probe = [{**r.to_dict(), "name": f"{r.name}{STEADY}"}
+                 for r in getattr(verdict, "steady_state", [])]
+        return Failure.of(code, [*verdict.results, *probe]), started, str(verdict.reason)
 
     def valid(self, data: dict[str, Any]) -> bool:
         """Does ``data`` load as a scenario of this system?"""

@@ -22,15 +22,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FAILING_CODES", "Failure"]
+__all__ = ["FAILING_CODES", "STEADY", "Failure"]
 
 #: the verdicts exploration hunts (invariant violated, SLO missed); 3/4/5 are no finding
 FAILING_CODES = frozenset({1, 2})
-_STEADY = " (steady state)"
+#: the suffix of a result of the steady-state probe (before any fault)
+STEADY = " (steady state)"
 
 
 def _checker(name: str) -> str:
-    return name.removesuffix(_STEADY)
+    return name.removesuffix(STEADY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,7 @@ class Failure:
         first = (invariants or broken)[0]
         errors = list(first.get("errors") or [])
         checker = _checker(str(first["name"]))
-        steady = all(str(r["name"]).endswith(_STEADY) for r in broken
+        steady = all(str(r["name"]).endswith(STEADY) for r in broken
                      if _checker(str(r["name"])) == checker)
         return cls(exit_code=exit_code, checker=checker, failed=tuple(failed.items()),
                    example=errors[0] if errors else None, steady=steady)

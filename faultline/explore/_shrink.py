@@ -46,6 +46,9 @@ Data = dict[str, Any]
 COARSE = 8
 #: runs with the same seed a cosmetic edit (shorter, simpler) must fail in, all of them
 STRICT_RUNS = 2
+#: a try that ends like this (the stack was not healthy, the harness failed: a port
+#: taken by another process between choosing and binding it) is run once more
+INCONCLUSIVE = frozenset({3, 4})
 
 
 @dataclass
@@ -158,6 +161,12 @@ class Shrinker:
                 trial = self.run({**copy.deepcopy(data), "seed": seed},
                                  f"s{step.number:03d}-t{j + 1}")
                 step.trials.append(trial)
+                if trial.exit_code in INCONCLUSIVE and self.runs < self.max_runs:
+                    # the stack, not the candidate, failed: this try says nothing
+                    self.runs += 1
+                    trial = self.run({**copy.deepcopy(data), "seed": seed},
+                                     f"s{step.number:03d}-t{j + 1}r")
+                    step.trials.append(trial)
                 reproduced = self.target.reproduced_by(trial.failure)
                 if strict and not reproduced:
                     break

@@ -269,3 +269,50 @@ def test_the_exploration_exit_code() -> None:
     assert exit_code([5, 5]) == 5  # no drawn fault touched the system: nothing proved
     assert exit_code([]) == 4
     assert exit_code([0, 1], finding=1, interrupted=True) == 130
+
+
+def test_a_try_the_stack_spoiled_is_run_again() -> None:
+    """Exit 3/4 (a port taken between choosing and binding it, a stack that would not
+    start) says nothing about the candidate: the same seed runs once more."""
+    outcomes = iter([4, 1])
+
+    def run(data: dict[str, Any], label: str) -> Trial:
+        code = next(outcomes, 0)
+        return Trial(seed=data["seed"], exit_code=code,
+                     failure=Failure.of(1, [result()]) if code == 1 else None)
+
+    shrinker = Shrinker(run, TARGET, SEED, max_runs=2, confirm=True)
+    shrunk = shrinker.shrink(DRILL)
+    first = shrunk.steps[0]
+    assert first.accepted
+    assert [t.exit_code for t in first.trials] == [4, 1]
+    assert {t.seed for t in first.trials} == {SEED}
+
+
+def test_a_drill_without_faults_gets_half_the_load() -> None:
+    def run(data: dict[str, Any], label: str) -> Trial:
+        failing = data["load"]["duration"] >= 8  # a race that needs a few seconds
+        return Trial(seed=data["seed"], exit_code=1 if failing else 0,
+                     failure=Failure.of(1, [result()]) if failing else None)
+
+    shrunk = Shrinker(run, TARGET, SEED).shrink(DRILL)
+    assert shrunk.minimal["faults"] == []
+    assert shrunk.minimal["load"]["duration"] == 8.0
+
+
+def test_a_verdict_is_read_with_its_steady_state_and_fault_starts() -> None:
+    from faultline.checks import CheckResult, verdict
+    from faultline.explore import Explorer
+
+    probe = [CheckResult.from_dict(result("audit_complete", "broken_chain"))]
+    v = verdict([CheckResult("conservation", True)], steady_state_results=probe,
+                expected=["conservation"], faults=[{"name": "x", "start_s": 2.5,
+                                                    "effect": {"n": 1}}])
+    failure, started, reason = Explorer._judged(v.exit_code, v)
+    assert v.exit_code == 1
+    assert failure is not None
+    assert failure.checker == "audit_complete"
+    assert failure.steady
+    assert started == [2.5]
+    assert "steady-state" in reason
+    assert Explorer._judged(4, None)[0] is None
