@@ -50,7 +50,7 @@ def _runs(scenario: str, bugs: list[str], seeds: list[int], runs_dir: Path) -> l
                                              progress=False), pool=pool)
             v = outcome.verdict
             failed = sorted(r.name for r in v.results if r.valid is False) if v else []
-            faults = (v.to_dict().get("faults") or v.info.get("faults") or []) if v else []
+            faults = v.faults if v else []
             out.append({"seed": seed, "exit_code": outcome.exit_code, "failed": failed,
                         "seconds": round(time.monotonic() - began, 1),
                         "effects": {f["name"]: f.get("effect") for f in faults},
