@@ -3,8 +3,9 @@ time, and hold on the correct stack every time? (README's bug table; not a test.
 
 For every (bug, scenario) pair of :data:`MATRIX` the drill runs with ``--bugs BUG`` under
 seeds 1..N, and without a bug under the same seeds; a run is a catch when it exits 1 with
-the expected checker among the failed ones. Each (scenario, bugs) group shares one stack
-(``faultline run`` with several seeds is one pool), as a CI job would.
+the expected checker among the failed ones (after the drill, or already in its
+steady-state probe). Every run gets a fresh stack: a stack a bug has damaged in one run
+must not decide the next.
 
     .venv/bin/python scripts/bug_detection.py [--seeds 5] [--only worker_ack_before_apply]
 
@@ -41,25 +42,26 @@ MATRIX: dict[str, tuple[str, str]] = {
 
 def _runs(scenario: str, bugs: list[str], seeds: list[int], runs_dir: Path) -> list[dict[str, Any]]:
     out = []
-    pool = StackPool(reuse=True)
-    try:
-        for seed in seeds:
+    for seed in seeds:
+        pool = StackPool(reuse=False)
+        try:
             began = time.monotonic()
             outcome = run_drill(REPO / "scenarios" / f"{scenario}.yaml",
                                 DrillOptions(seed=seed, bugs=bugs, runs_dir=runs_dir,
                                              progress=False), pool=pool)
             v = outcome.verdict
-            failed = sorted(r.name for r in v.results if r.valid is False) if v else []
-            faults = (v.to_dict().get("faults") or v.info.get("faults") or []) if v else []
+            results = [*v.results, *v.steady_state] if v else []
+            failed = sorted({r.name for r in results if r.valid is False})
+            faults = v.faults if v else []
             out.append({"seed": seed, "exit_code": outcome.exit_code, "failed": failed,
                         "seconds": round(time.monotonic() - began, 1),
                         "effects": {f["name"]: f.get("effect") for f in faults},
                         "errors": {r.name: [(e["type"], e["count"]) for e in r.errors]
-                                   for r in (v.results if v else []) if r.valid is False}})
+                                   for r in results if r.valid is False}})
             print(f"  {scenario} bugs={','.join(bugs) or '-'} seed {seed}: exit "
                   f"{outcome.exit_code} {' '.join(failed)}", flush=True)
-    finally:
-        pool.close()
+        finally:
+            pool.close()
     return out
 
 
@@ -68,12 +70,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--only", action="append", default=[], help="bug(s) to run")
     parser.add_argument("--no-correct", action="store_true", help="skip the correct stack")
+    parser.add_argument("--keep", default=None, help="keep the run folders here")
     args = parser.parse_args(argv)
     seeds = list(range(1, args.seeds + 1))
     bugs = args.only or list(MATRIX)
     began = time.monotonic()
     results: dict[str, Any] = {"seeds": seeds, "bugs": {}, "correct": {}}
-    with tempfile.TemporaryDirectory(prefix="faultline-detection-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="faultline-detection-") as scratch:
+        tmp = args.keep or scratch
         for bug in bugs:
             scenario, checker = MATRIX[bug]
             runs = _runs(scenario, [bug], seeds, Path(tmp))

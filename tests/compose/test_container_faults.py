@@ -144,7 +144,7 @@ def test_container_drills_keep_every_invariant(scenario: str, pool: Any, run_roo
         return outcome.exit_code
 
     assert _drill(run, 0) == 0, outcomes[-1].summary or outcomes[-1].run_dir
-    faults = outcomes[-1].verdict.info["faults"]
+    faults = outcomes[-1].verdict.faults
     assert [f["status"] for f in faults] == ["fired"], faults  # it reached the containers
 
 

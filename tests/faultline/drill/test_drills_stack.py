@@ -44,6 +44,11 @@ BUG_MATRIX: dict[str, tuple[str, str]] = {
 }
 
 
+#: one drill per bug: two races switched on together can mask each other (tried:
+#: idempotency_not_atomic with audit_chain_skip left the chain intact in one run)
+GROUPS = [(bug,) for bug in sorted(BUG_MATRIX)]
+
+
 def _drill(name: str, tmp_path: Path, bugs: list[str] | None = None) -> DrillOutcome:
     return run_drill(DRILLS / f"{name}.yaml",
                      DrillOptions(runs_dir=tmp_path, bugs=bugs or [], progress=False))
@@ -53,47 +58,13 @@ def _failed(outcome: DrillOutcome) -> set[str]:
     return {r.name for r in outcome.verdict.results if r.valid is False}
 
 
-def test_correct_stack_holds(tmp_path: Path) -> None:
-    outcome = _drill("lost-ack", tmp_path)
-    assert outcome.exit_code == 0, outcome.summary
-    run = outcome.run_dir
-    assert run is not None
-    for name in ("scenario.yaml", "seed", "history.jsonl", "final_state.json", "verdict.json",
-                 "junit.xml", "report.html", "metrics.jsonl", "drill.json"):
-        assert (run / name).exists(), name
-    assert (run / "stack.json").stat().st_mode & 0o777 == 0o600  # it holds API keys
-    faults = json.loads((run / "verdict.json").read_text())["faults"]
-    assert [f["status"] for f in faults] == ["fired"]
-    assert faults[0]["effect"]["replies_dropped"] > 0, faults
-    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
-    assert [h["index"] for h in history] == list(range(len(history)))
-    nemesis = [h for h in history if h["process"] == "nemesis"]
-    assert [h["f"] for h in nemesis] == ["start", "stop"]
-    # invoke then exactly one completion per process, in order
-    open_ops: dict[str, dict[str, Any]] = {}
-    for h in history:
-        if h["process"] == "nemesis":
-            continue
-        if h["type"] == "invoke":
-            assert h["process"] not in open_ops
-            open_ops[h["process"]] = h
-        else:
-            assert open_ops.pop(h["process"])["f"] == h["f"]
-    assert not open_ops
-    fs = {h["f"] for h in history}
-    assert {"transfer", "replay", "replay_diff", "balance", "statement"} <= fs
-    # faultline check re-derives the same verdict from the stored run
-    res = subprocess.run([sys.executable, "-m", "faultline", "check", str(run)], cwd=REPO,
-                         capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stdout + res.stderr
-
-
-@pytest.mark.parametrize("bug", sorted(BUG_MATRIX))
-def test_each_bug_is_caught(bug: str, tmp_path: Path) -> None:
-    drill, checker = BUG_MATRIX[bug]
-    outcome = _drill(drill, tmp_path, [bug])
-    assert outcome.exit_code == 1, f"{bug} not caught by {drill}:\n{outcome.summary}"
-    assert checker in _failed(outcome), outcome.summary
+@pytest.mark.parametrize("bugs", GROUPS, ids=["+".join(g) for g in GROUPS])
+def test_each_bug_is_caught(bugs: tuple[str, ...], tmp_path: Path) -> None:
+    [drill] = {BUG_MATRIX[bug][0] for bug in bugs}
+    outcome = _drill(drill, tmp_path, list(bugs))
+    assert outcome.exit_code == 1, f"{bugs} not caught by {drill}:\n{outcome.summary}"
+    for bug in bugs:
+        assert BUG_MATRIX[bug][1] in _failed(outcome), f"{bug}:\n{outcome.summary}"
 
 
 def _alive(pid: int) -> bool:
@@ -168,12 +139,12 @@ def test_sigkilled_run_is_swept_by_the_next(external_stack: dict[str, Any], tmp_
 
 
 def test_faultline_run_on_the_local_launcher(tmp_path: Path) -> None:
-    """The real thing: ``faultline run`` on ``faultline.stack``'s own local launcher."""
+    """The real thing: ``faultline run`` on the correct stack, from a directory other than
+    the repository with a relative ``--runs-dir`` (what broke ``make drill`` from a fresh
+    clone: Locust runs in another directory), and everything a run folder must hold."""
     junit = tmp_path / "drill.xml"
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    # a relative --runs-dir, from a directory other than the repository (what broke
-    # `make drill` from a fresh clone: Locust runs in another directory)
     res = subprocess.run(
         [sys.executable, "-m", "faultline", "run", str(DRILLS / "lost-ack.yaml"),
          "--runs-dir", "my-runs", "--junit", str(junit)],
@@ -182,10 +153,39 @@ def test_faultline_run_on_the_local_launcher(tmp_path: Path) -> None:
     assert "HELD" in res.stdout
     assert "replay: faultline run" in res.stdout
     assert "<testsuite" in junit.read_text()
-    runs = list((elsewhere / "my-runs").glob("*-t-lost-ack"))
-    assert len(runs) == 1
-    assert json.loads((runs[0] / "verdict.json").read_text())["exit_code"] == 0
+    [run] = list((elsewhere / "my-runs").glob("*-t-lost-ack"))
     assert not list((elsewhere / "my-runs" / ".active").glob("*.json"))
+    for name in ("scenario.yaml", "seed", "history.jsonl", "final_state", "verdict.json",
+                 "junit.xml", "report.html", "metrics.jsonl", "drill.json",
+                 "proxy-events.jsonl"):
+        assert (run / name).exists(), name
+    assert (run / "stack.json").stat().st_mode & 0o777 == 0o600  # it holds API keys
+    verdict = json.loads((run / "verdict.json").read_text())
+    assert verdict["exit_code"] == 0
+    faults = verdict["faults"]
+    assert [f["status"] for f in faults] == ["fired"]
+    assert faults[0]["effect"]["replies_dropped"] > 0, faults
+    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    assert [h["index"] for h in history] == list(range(len(history)))
+    nemesis = [h for h in history if h["process"] == "nemesis"]
+    assert [h["f"] for h in nemesis] == ["start", "stop"]
+    # invoke then exactly one completion per process, in order
+    open_ops: dict[str, dict[str, Any]] = {}
+    for h in history:
+        if h["process"] == "nemesis":
+            continue
+        if h["type"] == "invoke":
+            assert h["process"] not in open_ops
+            open_ops[h["process"]] = h
+        else:
+            assert open_ops.pop(h["process"])["f"] == h["f"]
+    assert not open_ops
+    fs = {h["f"] for h in history}
+    assert {"transfer", "replay", "replay_diff", "balance", "statement"} <= fs
+    # faultline check re-derives the same verdict from the stored run
+    res = subprocess.run([sys.executable, "-m", "faultline", "check", str(run)], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
