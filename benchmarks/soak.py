@@ -11,10 +11,11 @@ one real soak drill and watches the processes' memory while it runs:
   ``--runs-dir`` in the same temp folder;
 - once a second it reads the resident set (``/proc/PID/statm``) of the runner and its
   descendants (found through ``/proc/*/stat``: ppid), for the maxima; every
-  ``--sample`` seconds from the first operation on it records a sample: RSS and PSS
-  (``/proc/PID/smaps_rollup``) per process - the runner, Locust, the fault proxy and,
-  for context, the payment services, Redis and PostgreSQL (all its processes summed) -,
-  the size of the run folder's history files, and the load average;
+  ``--sample`` seconds from the first operation on it records a sample: RSS, PSS
+  (``/proc/PID/smaps_rollup``) and open file descriptors per process - the runner,
+  Locust, the fault proxy and, for context, the payment services, Redis and PostgreSQL
+  (all its processes summed) -, the size of the run folder's history files, and the
+  load average;
 - at the end: the drill's exit code and verdict, the operations and the achieved rate
   (from the merged history), and per process the first, last and largest RSS of the
   load phase and its slope (MB per hour, least squares over the load's samples after
@@ -182,6 +183,14 @@ def pss_kb(pid: int) -> int | None:
     return None
 
 
+def open_fds(pid: int) -> int:
+    """File descriptors open (sockets included: a proxy's connections show here)."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return 0
+
+
 def role(pid: int, runner: int) -> str:
     """What this process is in the drill."""
     if pid == runner:
@@ -271,7 +280,8 @@ class Watch:
             pss = [pss_kb(p) for p in pids]
             known = [kb for kb in pss if kb is not None]
             processes[r] = {"rss_kb": rss[r], "pids": pids,
-                            "pss_kb": sum(known) if len(known) == len(pss) else None}
+                            "pss_kb": sum(known) if len(known) == len(pss) else None,
+                            "fds": sum(open_fds(p) for p in pids)}
         if self.trace_dir is not None:
             for r in TRACED:
                 for pid in groups.get(r, []):
@@ -497,18 +507,19 @@ def print_table(result: dict[str, Any]) -> None:
               f"(per minute: {h['rate_per_minute']}), errors {h['errors']:,}")
     print(f"load average during the load: {result['machine']['load1_during_load']}")
     print(f"\nRSS over the load (MB); slope and growth over the samples after "
-          f"{result['config']['warmup_s']:g}s of load; max finish: the largest RSS after the "
-          "load (merge, settle, snapshot, judge); postgres: all its processes, whose RSS "
-          "counts the shared buffers in each (read its PSS)")
+          f"{result['config']['warmup_s']:g}s of load\n(max finish: the largest RSS after the "
+          "load - merge, settle, snapshot, judge; postgres: all its processes, whose RSS\n"
+          "counts the shared buffers in each: read its PSS)")
     print(f"{'process':<15}{'n':>4}{'first':>9}{'last':>9}{'max':>9}{'slope MB/h':>12}"
           f"{'growth':>9}{'PSS last':>10}{'max finish':>12}")
     for r, p in sorted(result["processes"].items(), key=lambda kv: (kv[0] not in GATED, kv[0])):
         slope = f"{p['slope_mb_per_h']:+.2f}" if p["slope_mb_per_h"] is not None else "n/a"
         growth = f"{p['growth']:+.1%}" if p["growth"] is not None else "n/a"
         pss = f"{p['pss_last_mb']:.1f}" if p["pss_last_mb"] is not None else "n/a"
+        after = f"{p['max_after_load_mb']:.1f}" if p["max_after_load_mb"] else "-"  # ended
         name = r + (f" ({p['processes']})" if p["processes"] > 1 else "")
         print(f"{name:<15}{p['samples']:>4}{p['first_mb']:>9.1f}{p['last_mb']:>9.1f}"
-              f"{p['max_mb']:>9.1f}{slope:>12}{growth:>9}{pss:>10}{p['max_after_load_mb']:>12.1f}")
+              f"{p['max_mb']:>9.1f}{slope:>12}{growth:>9}{pss:>10}{after:>12}")
 
 
 def main(argv: list[str] | None = None) -> int:
