@@ -2,9 +2,9 @@
 double-entry ledger with a transactional outbox, a Redis Streams event bus and a
 hash-chained audit log (see payments/README.md).
 
-Each service runs as ``python -m payments.<api|risk|relay|worker|migrate|seed>``.
-Library entry points used by the rest of Faultline: ``payments.snapshot.take_snapshot``
-and ``payments.audit.chain_hash`` (contracts §4, §5).
+Each service runs as ``python -m payments.<api|risk|relay|worker|migrate|seed>``. The
+drill engine reaches it only through its system profile, ``payments.drill.PROFILE``
+(docs/contracts.md §3-§4).
 """
 
 __all__: list[str] = []

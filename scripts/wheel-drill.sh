@@ -9,6 +9,7 @@ VENV_PY="${VENV:-.venv}/bin/python"
 work=$(mktemp -d "${TMPDIR:-/tmp}/faultline-wheel-XXXXXX")
 trap 'rm -rf "$work"' EXIT
 "$VENV_PY" -m pip wheel -q --no-deps -w "$work/dist" .
+rm -rf build  # setuptools builds in the tree
 wheel=$(ls "$work"/dist/faultline-*.whl)
 python3 -m venv "$work/venv"
 "$work/venv/bin/python" -m pip install -q --upgrade pip >/dev/null

@@ -129,9 +129,28 @@ class Stack:
         return httpx.Client(base_url=self.services[name].url, headers=headers, timeout=10, **kw)
 
     def snapshot(self) -> dict[str, Any]:
-        from payments.snapshot import take_snapshot
+        """The final state as the drill engine reads it (the payments profile's snapshot)."""
+        from faultline.stack import StackInfo
+        from payments.drill._state import snapshot
 
-        return dict(run_async(take_snapshot(self.database_url, self.redis_url)))
+        class Sink:
+            def __init__(self) -> None:
+                self.state: dict[str, Any] = {}
+
+            def table(self, name: str, rows: Any) -> int:
+                self.state[name] = [dict(r) for r in rows]
+                return len(self.state[name])
+
+            def meta(self, name: str, value: Any) -> None:
+                self.state[name] = value
+
+        sink = Sink()
+        info = StackInfo(system="payments", target="external", base_url=self.services["api"].url
+                         if "api" in self.services else "http://127.0.0.1:1",
+                         endpoints={"database_url": self.database_url,
+                                    "redis_url": self.redis_url})
+        snapshot(info, sink)
+        return sink.state
 
     def snapshot_db_only(self) -> dict[str, Any]:
         """The database part of the snapshot (works while Redis is down)."""

@@ -7,5 +7,5 @@ choices come from a seeded RNG, pacing and the load shape follow the scenario.
 
 Import :mod:`faultline.load.client.user` only inside Locust: importing Locust
 monkey-patches the process with gevent. This package itself imports nothing of Locust
-(``_shapes`` and ``_relay`` are plain Python, tested without it).
+(``_shapes``, ``_relay`` and ``_stats`` are plain Python, tested without it).
 """

@@ -57,6 +57,7 @@ from locust.contrib.fasthttp import FastHttpUser
 from faultline.history import HistoryLog
 from faultline.load.client._relay import install_master, install_worker
 from faultline.load.client._shapes import ShapeSpec, users_at
+from faultline.load.client._stats import install_stats_trim
 
 __all__ = ["DRILL", "DrillSettings", "DrillShape", "JepsenUser", "Outcome"]
 
@@ -341,6 +342,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     from locust.runners import MasterRunner
 
     gevent.spawn(_watch_parent, environment)
+    install_stats_trim(environment)  # Locust's per-second counters grow with the run
     runner = environment.runner
     if isinstance(runner, MasterRunner):
         # custom arguments ride along with every spawn message to the workers
