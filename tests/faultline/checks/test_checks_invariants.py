@@ -323,13 +323,13 @@ def test_removed_audit_row_shows_as_gap_and_missing_audit(run: SyntheticRun) -> 
 
 
 def test_local_chain_hash_matches_payments_formula() -> None:
-    import pytest
 
     row = {"seq": 1, "entity": "transfer", "entity_id": "t1", "action": "posted",
            "payload": {"b": 1, "a": "x"}}
     expected = local_chain_hash(GENESIS_HASH, dict(row, payload='{"a":"x","b":1}'))
     assert local_chain_hash(GENESIS_HASH, row) == expected
-    audit = pytest.importorskip("payments.audit")  # the system conforms to the contract
+    from payments import audit  # the system conforms to the contract
+
     assert audit.chain_hash(GENESIS_HASH, row) == expected
 
 
