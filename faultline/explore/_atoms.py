@@ -28,6 +28,10 @@ LEAD = 1.0
 #: a windowed fault heals at least this long before the load ends (an ``after`` phase)
 TAIL = 1.0
 
+#: seconds a restarted service needs before a signal to it means anything (its start
+#: and readiness: about 0.3 s for the payments api on 2 cores, more under load)
+READY_MARGIN = 1.0
+
 
 def seconds(x: float) -> float:
     """A time as a person writes it: 0.5 s steps from 2 s on, 0.1 s steps below."""

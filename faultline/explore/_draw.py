@@ -15,16 +15,53 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._atoms import draw_fault, draw_load, draw_trigger
+from ._atoms import READY_MARGIN, draw_fault, draw_load, draw_trigger
 from ._patterns import PATTERNS
 from ._render import describe_fault, fault_label, render_scenario, slug
 from ._seeds import derive_seed
 from ._space import FaultSpace, pick
 
-__all__ = ["Drill", "DrillGenerator", "describe_load"]
+__all__ = ["Drill", "DrillGenerator", "describe_load", "without_conflicts"]
 
 #: the longest scenario name the model takes is 120 characters
 _NAME_ROOM = 100
+_PROCESS_KINDS = ("kill", "pause", "restart")
+
+
+def _process_window(fault: dict[str, Any], duration: float) -> tuple[str, float, float] | None:
+    """``(service, from, to)``: while a process fault has the service down or frozen
+    (a kill without restart: to the end of the load); None for other faults and for
+    triggered ones (their start is not known when drawing)."""
+    kind = next((k for k in _PROCESS_KINDS if k in fault), None)
+    if kind is None or "when" in fault:
+        return None
+    at = float(fault["at"])
+    if kind == "pause":
+        end = at + float(fault["for"])
+    elif kind == "kill":
+        after = fault.get("restart_after")
+        end = at + float(after) + READY_MARGIN if after is not None else duration + 1
+    else:
+        end = at + READY_MARGIN
+    return str(fault[kind]), at, end
+
+
+def without_conflicts(faults: list[dict[str, Any]], duration: float) -> list[dict[str, Any]]:
+    """``faults`` (sorted by ``at``) less every process fault that would start while an
+    earlier one holds the same service down or frozen: a signal to a process that is
+    not there, or a second SIGSTOP, touches nothing and would only make the drill
+    vacuous (the first exploration on the correct stack drew such a drill)."""
+    busy: dict[str, float] = {}
+    kept = []
+    for fault in faults:
+        window = _process_window(fault, duration)
+        if window is not None:
+            service, start, end = window
+            if start < busy.get(service, float("-inf")):
+                continue
+            busy[service] = end
+        kept.append(fault)
+    return kept
 
 
 @dataclass(frozen=True)
@@ -109,6 +146,7 @@ class DrillGenerator:
             items.append(kind + (":when" if "when" in fault else ""))
             labels.append(fault_label(fault))
         faults.sort(key=lambda f: float(f["at"]))
+        faults = without_conflicts(faults, duration)
         name = f"explore-{index:03d}-{slug('.'.join(labels))}"[:_NAME_ROOM].rstrip("-.")
         data: dict[str, Any] = {
             "name": name,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._atoms import (
+    READY_MARGIN,
     draw_fault,
     draw_kill,
     draw_pause,
@@ -173,16 +174,24 @@ def _process(rng: random.Random, space: FaultSpace, load: dict[str, Any]) -> tup
     kind = rng.choice(sorted(set(space.service_faults[service]) & {"kill", "pause"}))
     siblings = [s for s in space.services_taking(kind) if space.role(s) == role]
     count = rng.randint(1, 4) if kind == "kill" else rng.randint(1, 2)
+    # the same service comes round again every len(siblings) steps: it must be back (a
+    # kill's restart and readiness) or resumed (a pause) by then, or the next fault
+    # touches nothing
+    need = 0.5 + READY_MARGIN if kind == "kill" else 1.0
+    while count > len(siblings) and span / (count + 0.5) * len(siblings) < need:
+        count -= 1
     faults = [slow]
     step = span / (count + 0.5)
+    room = step * len(siblings) if count > len(siblings) else float("inf")
     for i in range(count):
         target = siblings[(siblings.index(service) + i) % len(siblings)]
         start = seconds(at + step * (i + 0.5))
         if kind == "kill":
             hit = draw_kill(rng, space, duration, service=target, at=start)
-            hit["restart_after"] = seconds(rng.uniform(0.5, 2.0))
+            hit["restart_after"] = seconds(rng.uniform(0.5, min(2.0, room - READY_MARGIN)))
         else:
-            length = seconds(min(space.pause.draw(rng), max(0.5, duration - 1 - start)))
+            length = seconds(min(space.pause.draw(rng), max(0.5, duration - 1 - start),
+                                 room - 0.5))
             hit = draw_pause(rng, space, duration, service=target, at=start, length=length)
         faults.append(hit)
     return f"{kind}-{role}-while-{_slug(hop)}-slow", faults

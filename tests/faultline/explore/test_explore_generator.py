@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 
 from faultline.explore import PATTERNS, DrillGenerator, FaultSpace, derive_seed, try_seeds
+from faultline.explore._atoms import READY_MARGIN
+from faultline.explore._draw import without_conflicts
 from faultline.scenario import SIGNALS, TOXIC_TYPES, KillFault, ToxicFault, parse_scenario
 from faultline.system import Hop, Service, SystemProfile, load_profile
 
@@ -65,6 +67,40 @@ def test_every_drawn_drill_is_a_valid_scenario(drawn: list[Any], parsed: list[An
             assert fault.at < scn.load.duration
             if fault.end is not None:  # windows heal before the load ends
                 assert fault.end < scn.load.duration, drill.text()
+
+
+def test_no_process_fault_lands_on_a_service_an_earlier_one_holds(parsed: list[Any]) -> None:
+    """A kill of a service still down from the last kill (or a pause of a frozen one)
+    touches nothing and only makes the drill vacuous: the generator never draws it."""
+    checked = 0
+    for scn in parsed:
+        held: dict[str, float] = {}
+        for fault in sorted(scn.faults, key=lambda f: f.at):
+            if fault.kind not in ("kill", "pause", "restart") or fault.when is not None:
+                continue
+            assert fault.at >= held.get(fault.service, float("-inf")), scn.name
+            if fault.kind == "kill":
+                after = fault.restart_after
+                held[fault.service] = (fault.at + after + READY_MARGIN if after is not None
+                                       else float("inf"))
+            elif fault.kind == "pause":
+                held[fault.service] = fault.end
+            else:
+                held[fault.service] = fault.at + READY_MARGIN
+            checked += 1
+    assert checked > 200
+
+
+def test_conflicting_process_faults_are_dropped() -> None:
+    faults = [{"at": 1.0, "kill": "api", "restart_after": 1.5},
+              {"at": 2.0, "kill": "api"},                     # still down: dropped
+              {"at": 2.0, "pause": "relay", "for": 3.0},
+              {"at": 2.5, "kill": "relay"},                    # frozen: dropped
+              {"at": 2.6, "hop": "api->postgres", "toxic": "down", "for": 1.0},
+              {"at": 3.6, "kill": "api", "signal": "SIGTERM"},  # back and ready: kept
+              {"at": 4.0, "kill": "api", "when": {"operations": 5}}]  # start unknown: kept
+    kept = without_conflicts(faults, duration=12.0)
+    assert kept == [faults[0], faults[2], faults[4], faults[5], faults[6]]
 
 
 def test_the_whole_space_is_reachable(parsed: list[Any]) -> None:
