@@ -83,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-correct", action="store_true")
     parser.add_argument("--correct-only", action="store_true")
     parser.add_argument("--shrink-runs", type=int, default=40)
+    parser.add_argument("--budget", type=int, default=20,
+                        help="drills per bug; not 20: stored as an extended search beside "
+                             "the budget-20 result")
     parser.add_argument("--out", default="/tmp/faultline-explore-proof")
     args = parser.parse_args(argv)
     out = Path(args.out)
@@ -91,11 +94,16 @@ def main(argv: list[str] | None = None) -> int:
     bugs = [] if args.correct_only else (args.only or list(BUGS))
     for bug in bugs:
         print(f"{bug}: exploring", flush=True)
-        entry = _explore(out, [bug], 20, args.shrink_runs)
+        entry = _explore(out / f"budget-{args.budget}" if args.budget != 20 else out, [bug],
+                         args.budget, args.shrink_runs)
         if entry.get("minimal_file"):
             entry["replays"] = _replays(Path(entry["minimal_file"]), [bug], entry["checker"])
         entry["measured_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-        results["bugs"][bug] = entry
+        entry["budget"] = args.budget
+        if args.budget == 20:
+            results["bugs"][bug] = entry
+        else:
+            results["bugs"].setdefault(bug, {})["extended"] = entry
         RESULTS.write_text(json.dumps(results, indent=1))
         print(f"{bug}: exit {entry['exit_code']} {entry.get('checker')} "
               f"at drill {entry.get('first_failure_at')} in {entry['seconds']} s", flush=True)
@@ -109,24 +117,31 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _row(bug: str, e: dict[str, Any], found: str) -> str:
+    m, o = e["minimal_size"], e["original_size"]
+    again = sum(1 for r in e.get("replays", []) if r["exit_code"] in (1, 2) and r["checker_named"])
+    return (f"| `{bug}` | {found} | `{e['checker']}` ({', '.join(e['kinds'])}) | "
+            f"{m['faults']}, {m['load_seconds']:g} s ({o['faults']}, {o['load_seconds']:g} s) | "
+            f"{e['shrink_runs']} ({e['shrink_stopped']}) | {again} of {len(e.get('replays', []))} |")
+
+
 def table(results: dict[str, Any]) -> str:
     rows = ["| bug (`--bugs`) | first failure at drill | checker (kind) | minimal: faults, "
             "s of load (drawn) | shrink runs | `run minimal.yaml` fails again |",
             "|---|---|---|---|---|---|"]
     for bug, e in results["bugs"].items():
+        if "checker" not in e and "checker" in e.get("extended", {}):
+            x = e["extended"]
+            rows.append(_row(bug, x, f"not in {e['drills_explored']}; at {x['first_failure_at']}"
+                                     f" of {x['budget']} (`--budget {x['budget']}`)"))
+            continue
         if "checker" not in e:
             rows.append(f"| `{bug}` | not found in {e['drills_explored']} (exit "
                         f"{e['exit_code']}) | — | — | — | — |")
             continue
-        m, o = e["minimal_size"], e["original_size"]
-        again = sum(1 for r in e.get("replays", [])
-                    if r["exit_code"] in (1, 2) and r["checker_named"])
-        rows.append(
-            f"| `{bug}` | {e['first_failure_at']} of 20 | `{e['checker']}` "
-            f"({', '.join(e['kinds'])}) | {m['faults']}, {m['load_seconds']} s "
-            f"({o['faults']}, {o['load_seconds']} s) | {e['shrink_runs']} ({e['shrink_stopped']}) "
-            f"| {again} of {len(e.get('replays', []))} |")
+        rows.append(_row(bug, e, f"{e['first_failure_at']} of 20"))
     c = results.get("correct")
+
     if c:
         rows.append(f"| (correct stack, budget 30) | exit {c['exit_code']}: "
                     f"{c['drills_explored']} drills, "
