@@ -1,8 +1,9 @@
 """One real, short exploration on the local stack: draw, run, find, shrink, report.
 
 Bounded for ``make test`` (about 75 s on 2 cores): short drills (a space file keeps the
-loads at 6-8 s), a race bug that shows in any drill with concurrent clients
-(``audit_chain_skip``), two explored drills at most, two shrink runs, one try each.
+loads at 6-8 s), a race bug that drills with concurrent clients
+show most of the time (``audit_chain_skip``), three explored
+drills at most, two shrink runs, one try each.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def test_explore_finds_shrinks_and_reports_a_race(tmp_path: Path) -> None:
     junit = tmp_path / "explore.xml"
     res = subprocess.run(
         [sys.executable, "-m", "faultline", "explore", "--bugs", "audit_chain_skip",
-         "--seed", "3", "--budget", "2", "--shrink-runs", "2", "--tries", "1",
+         "--seed", "3", "--budget", "3", "--shrink-runs", "2", "--tries", "1",
          "--space", str(space_file), "--runs-dir", "runs", "--junit", str(junit)],
         cwd=tmp_path, capture_output=True, text=True, timeout=240)
     assert res.returncode == 1, res.stdout + res.stderr[-3000:]
@@ -45,7 +46,11 @@ def test_explore_finds_shrinks_and_reports_a_race(tmp_path: Path) -> None:
     report = json.loads((folder / "explore.json").read_text())
     finding = report["finding"]
     assert finding["failure"]["checker"] == "audit_complete"
-    assert report["drills"][0]["exit_code"] == 1
+    # the race shows in most drills with concurrent clients, not in every one: the finding
+    # is whichever drill failed first
+    found = report["drills"][finding["drill"] - 1]
+    assert found["exit_code"] == 1
+    assert all(d["exit_code"] != 1 for d in report["drills"][:finding["drill"] - 1])
     assert report["exit_code"] == 1
     assert finding["shrink"]["runs"] <= 2
     assert finding["shrink"]["steps"][0]["what"] == "the drill as drawn"
@@ -59,7 +64,8 @@ def test_explore_finds_shrinks_and_reports_a_race(tmp_path: Path) -> None:
 
     # minimal.yaml is an ordinary scenario with the replay command beside it
     minimal = load_scenario(folder / "minimal.yaml")
-    assert len(minimal.faults) <= len(load_scenario(drawn).faults)
+    (failing,) = (folder / "drills").glob(f"{finding['drill']:03d}-*.yaml")
+    assert len(minimal.faults) <= len(load_scenario(failing).faults)
     assert minimal.seed == finding["seed"]
     assert f"--seed {minimal.seed} --bugs audit_chain_skip" in finding["replay"]
     text = (folder / "report.md").read_text()
