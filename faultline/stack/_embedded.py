@@ -24,6 +24,7 @@ __all__ = [
     "EmbeddedPostgres",
     "EmbeddedRedis",
     "ServerStartError",
+    "default_signals",
     "die_with_parent",
     "find_binary",
     "free_port",
@@ -78,12 +79,39 @@ except OSError:  # pragma: no cover - not Linux/glibc
     _LIBC = None
 
 
+#: the signals a fault may send a service (and their friends): a service starts with
+#: their default actions, whatever the process that started Faultline ignored
+_RESET_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP,
+                  signal.SIGABRT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGPIPE)
+
+
+def default_signals() -> None:
+    """``preexec_fn``: every signal a drill may send back to its default action, none
+    blocked, as a service manager starts a service.
+
+    An ignored signal survives ``exec``: Faultline started from a script's background
+    job (``faultline run ... &`` ignores SIGINT and SIGQUIT) handed that on to every
+    service, and a drill's ``kill: api, signal: SIGQUIT`` then changed nothing (the
+    process lived on until the launcher's 15 s wait escalated to SIGKILL). libc's
+    ``signal`` is called directly: this runs in the forked child, perhaps from the
+    timeline's thread, where Python's ``signal.signal`` refuses.
+    """
+    if _LIBC is None:
+        return
+    with contextlib.suppress(Exception):
+        for sig in _RESET_SIGNALS:
+            _LIBC.signal(int(sig), 0)  # SIG_DFL
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
 def die_with_parent() -> None:
-    """``preexec_fn``: ask Linux to SIGKILL this child when the thread that spawned it dies.
+    """``preexec_fn``: ask Linux to SIGKILL this child when the thread that spawned it
+    dies, with the default signal actions (:func:`default_signals`).
 
     Runs after the setuid of ``user=``, so the setting survives the credential change.
     Elsewhere than Linux it does nothing (the launcher's sweep still covers it).
     """
+    default_signals()
     if _LIBC is not None:
         with contextlib.suppress(Exception):
             _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -159,7 +187,7 @@ class EmbeddedPostgres:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=die_with_parent if self.tie_to_parent else None,
+                preexec_fn=die_with_parent if self.tie_to_parent else default_signals,
                 **_unprivileged(),
             )
         try:
@@ -281,7 +309,7 @@ class EmbeddedRedis:
                  "--appendonly", "yes" if self.appendonly else "no",
                  "--appendfsync", "everysec", "--protected-mode", "yes", "--daemonize", "no"],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                preexec_fn=die_with_parent if self.tie_to_parent else None,
+                preexec_fn=die_with_parent if self.tie_to_parent else default_signals,
             )
         try:
             wait_for_port(self.port)

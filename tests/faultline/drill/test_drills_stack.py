@@ -194,7 +194,10 @@ def test_ctrl_c_and_sigterm_print_store_and_return_the_same_code(tmp_path: Path,
     proc = subprocess.Popen(
         [sys.executable, "-m", "faultline", "run", str(DRILLS / "long-fault.yaml"),
          "--runs-dir", str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
+        stderr=subprocess.PIPE, text=True,
+        # as from a terminal: a suite started as a background job ignores SIGINT, and
+        # an ignored SIGINT is inherited (Python then installs no KeyboardInterrupt)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not any(p.read_text() for p in tmp_path.glob("*/nemesis.jsonl")):
         assert time.monotonic() < deadline, "the fault never started"
