@@ -179,6 +179,9 @@ class LocalStack:
         self.proxy_url: str | None = None
         self.apps: dict[str, _Process] = {}
         self.wiring: Wiring | None = None
+        #: ports handed out for servers not listening yet: no two of them may be the same,
+        #: and no kernel-chosen port may be one of them (see :meth:`_port`)
+        self._reserved: set[int] = set()
         self.workload_data: dict[str, Any] = {}
         self._info: StackInfo | None = None
         self._stopped = False
@@ -247,13 +250,13 @@ class LocalStack:
         wiring = self.wiring = Wiring(run_dir=self.run_dir, bugs=list(self.bugs), topology=topo)
         for server in topo.servers:
             if isinstance(server, Postgres) and server.replica_of is not None:
-                wiring.ports[server.name] = free_port()  # started after the proxies
+                wiring.ports[server.name] = self._port()  # started after the proxies
                 continue
             self._step(f"starting {server.name}")
             self._start_server(server)
             wiring.ports[server.name] = self.servers[server.name].port
         for app in topo.apps:
-            wiring.ports[app.name] = free_port()
+            wiring.ports[app.name] = self._port()
 
         self._step("starting the fault proxy")
         self._start_proxy()
@@ -261,9 +264,8 @@ class LocalStack:
 
         client = ProxyClient(self.proxy_url)
         for hop in topo.hops:
-            got = client.create_proxy(hop.proxy, listen=f"{LOOPBACK}:0",
-                                      upstream=f"{LOOPBACK}:{wiring.ports[hop.target]}")
-            wiring.listen[hop.proxy] = int(str(got["listen"]).rsplit(":", 1)[1])
+            wiring.listen[hop.proxy] = self._create_hop_proxy(
+                client, hop.proxy, f"{LOOPBACK}:{wiring.ports[hop.target]}")
 
         for server in topo.servers:
             if isinstance(server, Postgres) and server.replica_of is not None:
@@ -314,9 +316,36 @@ class LocalStack:
         finally:
             self._record(spec.name, server.proc.pid if server.proc is not None else None)
 
+    def _port(self) -> int:
+        """A free port for a server that binds it later, distinct from every port
+        reserved so far. A port the kernel handed out and we closed is free again at
+        once: before, an app's port could come back as a hop's listen port (the proxy
+        then refused the hop as a loop into itself) or as another app's port."""
+        while True:
+            port = free_port()
+            if port not in self._reserved:
+                self._reserved.add(port)
+                return port
+
+    def _create_hop_proxy(self, client: Any, name: str, upstream: str) -> int:
+        """Create the hop's proxy on a reserved port; another process may take a port
+        between our choosing and the proxy's binding it, so a refusal is tried again
+        on another port (three times)."""
+        from faultline.proxy.client import ProxyAPIError
+
+        for attempt in range(3):
+            port = self._port()
+            try:
+                client.create_proxy(name, listen=f"{LOOPBACK}:{port}", upstream=upstream)
+                return port
+            except ProxyAPIError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
     def _start_proxy(self) -> None:
         assert self.run_dir is not None
-        port = free_port()
+        port = self._port()
         argv = [sys.executable, "-m", "faultline", "proxy", "serve", "--host", LOOPBACK,
                 "--port", str(port), "--events-file", str(self.logs_dir / "proxy-events.jsonl")]
         if self.proxy_seed is not None:

@@ -295,3 +295,16 @@ def test_the_services_log_in_as_a_least_privileged_role(stack: LocalStack) -> No
 
     with pytest.raises(asyncpg.InvalidPasswordError):
         asyncio.run(wrong_password())
+
+
+def test_ports_handed_out_before_their_servers_bind_them_never_repeat(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A port the kernel handed out and we closed is free again at once: the kernel gave
+    a hop's proxy an app's port (the proxy refused the hop as a loop) in a fresh-clone
+    run. Reserved ports are distinct, whatever the kernel hands out twice."""
+    from faultline.stack import _local
+
+    given = iter([41001, 41001, 41002, 41001, 41002, 41003])
+    monkeypatch.setattr(_local, "free_port", lambda: next(given))
+    stack = LocalStack(local_topology(), run_dir=tmp_path)
+    assert [stack._port(), stack._port(), stack._port()] == [41001, 41002, 41003]
