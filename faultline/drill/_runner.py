@@ -35,6 +35,7 @@ from faultline.drill._store import RunFolder
 from faultline.history import NemesisLog, merge_histories
 from faultline.load import LoadError, LocustMaster, LocustRun
 from faultline.stack import StackError, StackInfo, write_private
+from faultline.system import DictSink
 
 __all__ = ["DrillInterrupted", "DrillOptions", "DrillOutcome", "run_drill"]
 
@@ -105,22 +106,6 @@ def _sigterm_unwinds() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, old)
-
-
-class _DictSink:
-    """A snapshot held in memory (the steady-state probe's small one)."""
-
-    def __init__(self) -> None:
-        self.state: dict[str, Any] = {}
-
-    def table(self, name: str, rows: Any) -> int:
-        kept = self.state.setdefault(name, [])
-        before = len(kept)
-        kept.extend(dict(r) for r in rows)
-        return len(kept) - before
-
-    def meta(self, name: str, value: Any) -> None:
-        self.state[name] = value
 
 
 class _Probe:
@@ -250,7 +235,7 @@ class _Drill:
     def snapshot(self) -> dict[str, Any]:
         """The system's state in memory (the steady-state probe's: small)."""
         assert self.info is not None
-        sink = _DictSink()
+        sink = DictSink()
         self.profile.snapshot(self.info, sink)
         return sink.state
 

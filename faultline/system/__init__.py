@@ -8,12 +8,22 @@ system: it finds profiles by name (:func:`load_profile`), through the
 """
 
 from ._lookup import DEFAULT_SYSTEM, ProfileError, available_systems, load_profile
-from ._profile import PROCESS_FAULTS, Action, Hop, Service, StateSink, SystemProfile, Workload
+from ._profile import (
+    PROCESS_FAULTS,
+    Action,
+    DictSink,
+    Hop,
+    Service,
+    StateSink,
+    SystemProfile,
+    Workload,
+)
 
 __all__ = [
     "DEFAULT_SYSTEM",
     "PROCESS_FAULTS",
     "Action",
+    "DictSink",
     "Hop",
     "ProfileError",
     "Service",

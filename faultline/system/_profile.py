@@ -114,6 +114,23 @@ class StateSink(Protocol):
         """Store one non-table value (e.g. ``external_inflow``)."""
 
 
+class DictSink:
+    """A :class:`StateSink` that keeps the snapshot in memory, ``{table: [rows], meta:
+    value}`` (a small snapshot: the steady-state probe's, a test's)."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, Any] = {}
+
+    def table(self, name: str, rows: Any) -> int:
+        kept = self.state.setdefault(name, [])
+        before = len(kept)
+        kept.extend(dict(r) for r in rows)
+        return len(kept) - before
+
+    def meta(self, name: str, value: Any) -> None:
+        self.state[name] = value
+
+
 @dataclass(frozen=True)
 class SystemProfile:
     """One system under test, as the drill engine sees it.

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -21,21 +20,9 @@ import pytest
 from faultline.checks import run_checks
 from faultline.proxy.client import ProxyClient
 from faultline.stack import LocalStack, StackInfo
-from faultline.system import SystemProfile, load_profile
+from faultline.system import DictSink, SystemProfile, load_profile
 
 pytestmark = [pytest.mark.stack]
-
-
-class _Sink:
-    def __init__(self) -> None:
-        self.state: dict[str, Any] = {}
-
-    def table(self, name: str, rows: Any) -> int:
-        self.state[name] = [dict(r) for r in rows]
-        return len(self.state[name])
-
-    def meta(self, name: str, value: Any) -> None:
-        self.state[name] = value
 
 
 @pytest.fixture(scope="module", params=[(), ("unlocked_balance_check",)],
@@ -132,7 +119,7 @@ def test_snapshot_holds_the_invariants(stack: tuple[LocalStack, StackInfo]) -> N
     launcher, info = stack
     profile = load_profile("wallet.drill:PROFILE")
     assert _settled(profile, info) == []  # every webhook delivered, no API transaction open
-    sink = _Sink()
+    sink = DictSink()
     profile.snapshot(info, sink)
     state = sink.state
     assert set(state) == {"accounts", "transfers", "entries", "idempotency", "outbox",

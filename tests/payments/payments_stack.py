@@ -131,20 +131,10 @@ class Stack:
     def snapshot(self) -> dict[str, Any]:
         """The final state as the drill engine reads it (the payments profile's snapshot)."""
         from faultline.stack import StackInfo
+        from faultline.system import DictSink
         from payments.drill._state import snapshot
 
-        class Sink:
-            def __init__(self) -> None:
-                self.state: dict[str, Any] = {}
-
-            def table(self, name: str, rows: Any) -> int:
-                self.state[name] = [dict(r) for r in rows]
-                return len(self.state[name])
-
-            def meta(self, name: str, value: Any) -> None:
-                self.state[name] = value
-
-        sink = Sink()
+        sink = DictSink()
         info = StackInfo(system="payments", target="external", base_url=self.services["api"].url
                          if "api" in self.services else "http://127.0.0.1:1",
                          endpoints={"database_url": self.database_url,
