@@ -136,6 +136,12 @@ def _summary(result: Any, paths: dict[str, Path]) -> None:
               f"{f.shrink.stopped})")
         if not f.reproduced:
             print("not reproduced on a fresh stack: minimal.yaml is the drill as drawn")
+        else:
+            failed, replays = f.shrink.confirmed
+            print(f"confirmed: failed {failed} of {replays} replays with its seed"
+                  if f.shrink.reliable else
+                  f"FLAKY: failed {failed} of {replays} replays with its seed, and no larger "
+                  "candidate failed in most of its replays")
         print(f"replay: {f.replay}")
     else:
         print("found: nothing")

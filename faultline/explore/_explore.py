@@ -215,6 +215,9 @@ class Explorer:
                             max_runs=self.opts.shrink_runs, valid=self.valid, on_step=on_step,
                             confirm=True)
         result = shrinker.shrink(original, started=run.started)
+        if result.stopped != "not reproduced":
+            self.ui.update(phase="confirm")
+            result = shrinker.confirm_minimal(result)
         minimal = self._minimal(result, run, target)
         self.folder.minimal.write_text(minimal.text())
         return Finding(drill=run, original=original, minimal=minimal.data, shrink=result,
@@ -235,11 +238,18 @@ class Explorer:
                 f"shrunk. {faults}.")
             first = f"NOT REPRODUCED on a fresh stack: drill {run.index} as drawn"
         else:
+            failed, replays = result.confirmed
+            how = f"failed {failed} of {replays} replays"
             data["description"] = (
                 f"Found by faultline explore --seed {self.opts.seed}{bugs}: drill {run.index} "
                 f"({run.name}) failed {target.describe()}; shrunk in {result.runs} runs to: "
-                f"{faults}.")
-            first = f"minimal failing drill: fails {target.describe()}"
+                f"{faults}; {how} with its seed"
+                + ("." if result.reliable else
+                   ": FLAKY, no candidate, not even the drill as drawn, failed in most "
+                   "replays."))
+            first = (f"minimal failing drill: fails {target.describe()} ({how})"
+                     if result.reliable else
+                     f"FLAKY minimal drill: fails {target.describe()} now and then ({how})")
         return Drill(run.index, data, header=(first, f"replay: {self.replay(result.seed)}"))
 
     def replay(self, seed: int) -> str:

@@ -49,6 +49,8 @@ def _finding_json(f: Finding) -> dict[str, Any]:
         "minimal": f.minimal, "minimal_size": _size(f.minimal),
         "minimal_file": str(f.minimal_file), "seed": f.shrink.seed, "replay": f.replay,
         "reproduced": f.reproduced,
+        "confirmed": {"failed": f.shrink.confirmed[0], "replays": f.shrink.confirmed[1],
+                      "reliable": f.shrink.reliable, "walked_back": f.shrink.walked_back},
         "shrink": {"runs": f.shrink.runs, "stopped": f.shrink.stopped, "steps": [
             {"number": s.number, "stage": s.stage, "what": s.what, "accepted": s.accepted,
              "faults": s.faults, "load_seconds": s.load_seconds, "users": s.users,
@@ -108,7 +110,19 @@ def _finding_md(f: Finding, folder: Path) -> list[str]:
                 "this failure needs load alone (a race), no fault.", ""]
     out += [f"Shrunk in {f.shrink.runs} drill runs ({f.shrink.stopped}) to "
             f"`{f.minimal_file.name}`: **{mini['faults']} fault(s), "
-            f"{mini['load_seconds']:g} s of load**, {mini['users']} users.", "",
+            f"{mini['load_seconds']:g} s of load**, {mini['users']} users.", ""]
+    if f.reproduced:
+        failed, replays = f.shrink.confirmed
+        back = (f" (after setting aside {f.shrink.walked_back} smaller candidate(s) that "
+                "failed in fewer)" if f.shrink.walked_back else "")
+        out += [f"Confirmed: replayed with its seed it failed the same way **{failed} of "
+                f"{replays}** times{back}." if f.shrink.reliable else
+                f"**Flaky**: replayed with its seed it failed the same way {failed} of "
+                f"{replays} times, and no larger candidate, not even the drill as drawn, "
+                "failed in most of its replays: a narrow race that this drill hits now "
+                "and then.", ""]
+    out += [
+
             "Replay it:", "", "```sh", f.replay, "```", "",
             "| | original | minimal |", "|---|---|---|",
             f"| faults | {orig['faults']} | {mini['faults']} |",
@@ -123,7 +137,8 @@ def _finding_md(f: Finding, folder: Path) -> list[str]:
             "What \"the same failure\" means: the same checker false with an error of the "
             "same kind (docs/explore.md). Removing faults: kept when one of its tries "
             "fails that way; shorter/simpler: kept when it fails twice with the replay "
-            "seed.", "",
+            "seed; confirm: the drill written out fails that way in most of its replays "
+            "(else the kept candidates before it, walking back).", "",
             "| # | pass | change | kept | tries (seed: exit, same failure?) | faults | load |",
             "|---|---|---|---|---|---|---|"]
     for s in f.shrink.steps:

@@ -197,7 +197,7 @@ class FaultSpace:
                           for s in profile.services if s.name in present_services}
         space = cls(
             profile=profile,
-            hops={h.name: 1.0 for h in profile.hops if h.name in present_hops},
+            hops={h.name: h.traffic for h in profile.hops if h.name in present_hops},
             toxics={t: TOXIC_WEIGHTS.get(t, 1.0) for t in TOXIC_TYPES},
             services={s: 1.0 for s, f in service_faults.items() if f},
             service_faults={s: f for s, f in service_faults.items() if f},

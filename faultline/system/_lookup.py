@@ -67,6 +67,9 @@ def _resolve(spec: str, near: Path | None) -> Any:
                                    f"{again}") from None
         except ImportError as exc:
             raise ProfileError(f"system {spec!r}: cannot import {module_name!r}: {exc}") from None
+        except Exception as exc:  # the module's own code failed (a bad Hop, ...)
+            raise ProfileError(f"system {spec!r}: loading {module_name} failed: "
+                               f"{type(exc).__name__}: {exc}") from None
         try:
             return getattr(module, attr)
         except AttributeError:
@@ -91,7 +94,11 @@ def load_profile(name: str | None = None, *, near: Path | None = None) -> System
     if profile is None:
         value = _resolve(spec, near.resolve() if near is not None else None)
         if callable(value) and not isinstance(value, SystemProfile):
-            value = value()
+            try:
+                value = value()
+            except Exception as exc:
+                raise ProfileError(f"system {spec!r}: building the profile failed: "
+                                   f"{type(exc).__name__}: {exc}") from None
         if not isinstance(value, SystemProfile):
             raise ProfileError(f"system {spec!r} is a {type(value).__name__}, "
                                "not a faultline.system.SystemProfile")

@@ -45,6 +45,10 @@ class Hop:
     for it (``api_postgres``). ``source`` and ``target`` are the services at either end;
     ``protocol`` is what speaks on it (``http``, ``postgres``, ``redis``, ``tcp``), so that
     a fault that only makes sense for one protocol (``http_error``) is only drawn there.
+    ``traffic`` is how much of the system's work crosses it, relative to its other hops
+    (1: an ordinary hop): ``faultline explore`` draws a hop's toxics in proportion, since
+    a toxic on a hop that carries nothing while it is active touches nothing (a
+    vacuous drill) — measure it under the workload (docs/explore.md says how).
     """
 
     name: str
@@ -52,6 +56,11 @@ class Hop:
     source: str
     target: str
     protocol: str = "tcp"
+    traffic: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.traffic >= 0:
+            raise ValueError(f"hop {self.name}: traffic must be 0 or more, not {self.traffic!r}")
 
 
 @dataclass(frozen=True, slots=True)

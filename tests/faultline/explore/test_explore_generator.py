@@ -23,7 +23,7 @@ from faultline.system import Hop, Service, SystemProfile, load_profile
 
 PAYMENTS = load_profile("payments")
 #: draws for the reachability test: enough that a choice of ~1 % shows up, fast (~2 s)
-MANY = 600
+MANY = 1000
 
 
 @pytest.fixture(scope="module")
@@ -228,3 +228,20 @@ def test_the_public_surface_is_pinned() -> None:
     for name in modules:  # every private module says what it exports, and has it
         module = importlib.import_module(f"faultline.explore.{name}")
         assert all(hasattr(module, n) for n in module.__all__), name
+
+
+def test_hops_are_drawn_in_proportion_to_their_traffic() -> None:
+    """A toxic on a hop that carries nothing touches nothing: the profile's ``traffic``
+    weights the draw (payments: api->postgres 3, api->redis 0.1, the rest 1)."""
+    space = FaultSpace.from_profile(PAYMENTS)
+    assert space.hops["api->postgres"] == 3.0 and space.hops["api->redis"] == 0.1
+    generator = DrillGenerator(space.replace(kinds={"toxic": 1.0}), seed=2)
+    hops = Counter(f["hop"] for i in range(1, 1501) for f in generator.draw(i).faults)
+    ordinary = sum(hops[h] for h in ("relay->redis", "worker->redis")) / 2
+    assert 2.3 < hops["api->postgres"] / ordinary < 3.9
+    assert hops["api->redis"] / ordinary < 0.25
+    shop = _profile(hops=(Hop("web->db", "web_db", "web", "db", "postgres", traffic=0),
+                          Hop("web->queue", "web_queue", "web", "queue", "tcp")))
+    assert "web->db" not in FaultSpace.from_profile(shop).hops  # 0: never drawn
+    with pytest.raises(ValueError, match="web->db: traffic must be 0 or more"):
+        Hop("web->db", "web_db", "web", "db", "postgres", traffic=-1)

@@ -316,3 +316,57 @@ def test_a_verdict_is_read_with_its_steady_state_and_fault_starts() -> None:
     assert started == [2.5]
     assert "steady-state" in reason
     assert Explorer._judged(4, None)[0] is None
+
+
+def _one_in_three(reliable: set[str], needed: set[str]) -> Callable[[dict[str, Any], str], Trial]:
+    """Fails every time with the faults ``reliable``; with only ``needed`` of them, on
+    every third run of a candidate (a race its other faults made likely)."""
+    seen: dict[str, int] = {}
+
+    def run(data: dict[str, Any], label: str) -> Trial:
+        present = {ident(f) for f in data["faults"]}
+        key = json.dumps(sorted(present))
+        seen[key] = seen.get(key, 0) + 1
+        failing = reliable <= present or (needed <= present and seen[key] % 3 == 0)
+        return Trial(seed=data["seed"], exit_code=1 if failing else 0,
+                     failure=Failure.of(1, [result()]) if failing else None)
+    return run
+
+
+def test_a_minimal_drill_that_fails_in_a_minority_of_replays_is_walked_back() -> None:
+    """Dropping a fault on one try in three keeps ``{redis}`` (its third try hit), a drill
+    that fails 1 replay in 3. The confirmation replays it, sets it aside and walks back
+    to the smallest kept candidate that fails in most replays: ``{worker-2, redis}``."""
+    shrinker = Shrinker(_one_in_three({"redis", "worker-2"}, {"redis"}), TARGET, SEED,
+                        tries=3, max_runs=200)
+    shrunk = shrinker.shrink(DRILL)
+    assert [ident(f) for f in shrunk.minimal["faults"]] == ["redis"]  # the weak one
+    confirmed = shrinker.confirm_minimal(shrunk)
+    assert sorted(ident(f) for f in confirmed.minimal["faults"]) == ["redis", "worker-2"]
+    assert confirmed.reliable and confirmed.confirmed == (2, 2)
+    assert confirmed.walked_back == 1
+    assert confirmed.runs > shrunk.runs
+    replays = [s for s in shrinker.steps if s.stage == "replay"]
+    assert [s.accepted for s in replays] == [False] * (len(replays) - 1) + [True]
+    assert all(t.seed == replays[0].trials[0].seed for t in replays[0].trials)  # its seed
+
+
+def test_a_minimal_drill_that_always_fails_is_confirmed_in_two_runs() -> None:
+    shrinker = Shrinker(needs("redis"), TARGET, SEED, tries=3)
+    shrunk = shrinker.confirm_minimal(shrinker.shrink(DRILL))
+    assert [ident(f) for f in shrunk.minimal["faults"]] == ["redis"]
+    assert shrunk.reliable and shrunk.confirmed == (2, 2) and shrunk.walked_back == 0
+
+
+def test_when_no_candidate_fails_in_most_replays_the_smallest_is_marked_flaky() -> None:
+    """Not even the drill as drawn fails in most replays: the smallest is written out,
+    marked not reliable, with how often it failed; the walk back is bounded."""
+    shrinker = Shrinker(_one_in_three({"nothing"}, {"redis"}), TARGET, SEED, tries=3,
+                        max_runs=200)
+    shrunk = shrinker.shrink(DRILL)
+    before = shrunk.runs
+    confirmed = shrinker.confirm_minimal(shrunk, budget=12)
+    assert not confirmed.reliable
+    assert confirmed.minimal == shrunk.minimal
+    assert confirmed.confirmed[0] < 2
+    assert confirmed.runs - before <= 12

@@ -52,8 +52,18 @@ def test_explore_finds_shrinks_and_reports_a_race(tmp_path: Path) -> None:
     assert found["exit_code"] == 1
     assert all(d["exit_code"] != 1 for d in report["drills"][:finding["drill"] - 1])
     assert report["exit_code"] == 1
-    assert finding["shrink"]["runs"] <= 2
-    assert finding["shrink"]["steps"][0]["what"] == "the drill as drawn"
+    steps = finding["shrink"]["steps"]
+    replayed = [s for s in steps if s["stage"] == "replay"]
+    assert finding["shrink"]["runs"] - sum(len(s["trials"]) for s in replayed) <= 2
+    assert steps[0]["what"] == "the drill as drawn"
+    confirmed = finding["confirmed"]
+    if finding["reproduced"]:  # the drill written out was replayed as its command will
+        assert replayed and confirmed["replays"] >= 1
+        assert confirmed["reliable"] == replayed[-1]["accepted"]
+        first = (folder / "minimal.yaml").read_text().splitlines()[0]
+        assert f"failed {confirmed['failed']} of {confirmed['replays']} replays" in first
+    else:
+        assert not replayed and confirmed["replays"] == 0
 
     # the drawn drill is exactly what the generator draws for that seed (replayable)
     profile = load_profile("payments")
