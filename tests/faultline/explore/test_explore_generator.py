@@ -234,7 +234,8 @@ def test_hops_are_drawn_in_proportion_to_their_traffic() -> None:
     """A toxic on a hop that carries nothing touches nothing: the profile's ``traffic``
     weights the draw (payments: api->postgres 3, api->redis 0.1, the rest 1)."""
     space = FaultSpace.from_profile(PAYMENTS)
-    assert space.hops["api->postgres"] == 3.0 and space.hops["api->redis"] == 0.1
+    assert space.hops["api->postgres"] == 3.0
+    assert space.hops["api->redis"] == 0.1
     generator = DrillGenerator(space.replace(kinds={"toxic": 1.0}), seed=2)
     hops = Counter(f["hop"] for i in range(1, 1501) for f in generator.draw(i).faults)
     ordinary = sum(hops[h] for h in ("relay->redis", "worker->redis")) / 2

@@ -343,7 +343,8 @@ def test_a_minimal_drill_that_fails_in_a_minority_of_replays_is_walked_back() ->
     assert [ident(f) for f in shrunk.minimal["faults"]] == ["redis"]  # the weak one
     confirmed = shrinker.confirm_minimal(shrunk)
     assert sorted(ident(f) for f in confirmed.minimal["faults"]) == ["redis", "worker-2"]
-    assert confirmed.reliable and confirmed.confirmed == (2, 2)
+    assert confirmed.reliable
+    assert confirmed.confirmed == (2, 2)
     assert confirmed.walked_back == 1
     assert confirmed.runs > shrunk.runs
     replays = [s for s in shrinker.steps if s.stage == "replay"]
@@ -355,7 +356,9 @@ def test_a_minimal_drill_that_always_fails_is_confirmed_in_two_runs() -> None:
     shrinker = Shrinker(needs("redis"), TARGET, SEED, tries=3)
     shrunk = shrinker.confirm_minimal(shrinker.shrink(DRILL))
     assert [ident(f) for f in shrunk.minimal["faults"]] == ["redis"]
-    assert shrunk.reliable and shrunk.confirmed == (2, 2) and shrunk.walked_back == 0
+    assert shrunk.reliable
+    assert shrunk.confirmed == (2, 2)
+    assert shrunk.walked_back == 0
 
 
 def test_when_no_candidate_fails_in_most_replays_the_smallest_is_marked_flaky() -> None:
