@@ -160,3 +160,19 @@ def test_aliases_are_refused_by_the_loader_too(tmp_path: Path) -> None:
     path.write_text("name: &n x\nload: {duration: 10s}\ndescription: *n\n")
     with pytest.raises(ScenarioError, match="aliases"):
         load_scenario(path)
+
+
+def test_a_profile_module_that_fails_is_named_not_a_traceback(tmp_path: Path) -> None:
+    """A team's profile with a bad hop (negative traffic) raises in its own module: the
+    scenario names the system and what went wrong."""
+    (tmp_path / "badshop.py").write_text(
+        "from faultline.system import Hop\n"
+        "HOPS = (Hop('web->db', 'web_db', 'web', 'db', 'postgres', traffic=-2),)\n")
+    scn = tmp_path / "s.yaml"
+    scn.write_text("name: x\nsystem: badshop:PROFILE\nload: {duration: 10s}\n")
+    res = subprocess.run([sys.executable, "-m", "faultline", "validate", str(scn)],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 4, res.stdout + res.stderr
+    out = res.stdout + res.stderr
+    assert "Traceback" not in out
+    assert "loading badshop failed: ValueError: hop web->db: traffic must be 0 or more" in out
