@@ -60,7 +60,8 @@ def _explore(out: Path, bugs: list[str], budget: int, shrink_runs: int) -> dict[
             "kinds": finding["failure"]["kinds"], "original_size": finding["original_size"],
             "minimal_size": finding["minimal_size"], "shrink_runs": finding["shrink"]["runs"],
             "shrink_stopped": finding["shrink"]["stopped"], "reproduced": finding["reproduced"],
-            "replay": finding["replay"], "minimal_file": finding["minimal_file"]})
+            "replay": finding["replay"], "minimal_file": finding["minimal_file"],
+            "confirmed": finding.get("confirmed")})
     return entry
 
 
@@ -120,15 +121,22 @@ def main(argv: list[str] | None = None) -> int:
 def _row(bug: str, e: dict[str, Any], found: str) -> str:
     m, o = e["minimal_size"], e["original_size"]
     again = sum(1 for r in e.get("replays", []) if r["exit_code"] in (1, 2) and r["checker_named"])
+    c = e.get("confirmed") or {}
+    confirmed = ("—" if not c.get("replays") else
+                 f"{c['failed']} of {c['replays']}"
+                 + (f", {c['walked_back']} walked back" if c.get("walked_back") else "")
+                 + ("" if c.get("reliable") else " (FLAKY)"))
     return (f"| `{bug}` | {found} | `{e['checker']}` ({', '.join(e['kinds'])}) | "
             f"{m['faults']}, {m['load_seconds']:g} s ({o['faults']}, {o['load_seconds']:g} s) | "
-            f"{e['shrink_runs']} ({e['shrink_stopped']}) | {again} of {len(e.get('replays', []))} |")
+            f"{e['shrink_runs']} ({e['shrink_stopped']}) | {confirmed} | "
+            f"{again} of {len(e.get('replays', []))} |")
 
 
 def table(results: dict[str, Any]) -> str:
     rows = ["| bug (`--bugs`) | first failure at drill | checker (kind) | minimal: faults, "
-            "s of load (drawn) | shrink runs | `run minimal.yaml` fails again |",
-            "|---|---|---|---|---|---|"]
+            "s of load (drawn) | shrink runs | explore's replays of it | "
+            "`run minimal.yaml` fails again |",
+            "|---|---|---|---|---|---|---|"]
     for bug, e in results["bugs"].items():
         if "checker" not in e and "checker" in e.get("extended", {}):
             x = e["extended"]
@@ -137,7 +145,7 @@ def table(results: dict[str, Any]) -> str:
             continue
         if "checker" not in e:
             rows.append(f"| `{bug}` | not found in {e['drills_explored']} (exit "
-                        f"{e['exit_code']}) | — | — | — | — |")
+                        f"{e['exit_code']}) | — | — | — | — | — |")
             continue
         rows.append(_row(bug, e, f"{e['first_failure_at']} of 20"))
     c = results.get("correct")
@@ -146,7 +154,7 @@ def table(results: dict[str, Any]) -> str:
         rows.append(f"| (correct stack, budget 30) | exit {c['exit_code']}: "
                     f"{c['drills_explored']} drills, "
                     f"{sum(1 for d in c['drills'] if d['exit_code'] in (1, 2))} violations "
-                    "| — | — | — | — |")
+                    "| — | — | — | — | — |")
     return "\n".join(rows)
 
 
