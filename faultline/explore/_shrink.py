@@ -356,7 +356,9 @@ class Shrinker:
         left = [budget if budget is not None else CONFIRM_CANDIDATES * self.tries]
         need = self.tries // 2 + 1
         smallest = None
-        for n, (data, seed) in enumerate(self._walk_back()):
+        chain = self._walk_back() or [({k: v for k, v in result.minimal.items() if k != "seed"},
+                                       result.seed)]  # nothing kept: the budget ran out first
+        for n, (data, seed) in enumerate(chain):
             if left[0] <= 0:
                 break
             what = ("the minimal drill, as its replay command runs it" if n == 0 else

@@ -373,3 +373,16 @@ def test_when_no_candidate_fails_in_most_replays_the_smallest_is_marked_flaky() 
     assert confirmed.minimal == shrunk.minimal
     assert confirmed.confirmed[0] < 2
     assert confirmed.runs - before <= 12
+
+
+def test_a_drill_shrinking_had_no_runs_for_is_still_replayed() -> None:
+    """``--shrink-runs 0``: nothing was kept, the drill as drawn is what is written out,
+    and it is replayed like any minimal drill."""
+    shrinker = Shrinker(needs("redis"), TARGET, SEED, tries=3, max_runs=0, confirm=True)
+    shrunk = shrinker.shrink(DRILL)
+    assert shrunk.stopped == "runs"
+    assert shrunk.runs == 0
+    confirmed = shrinker.confirm_minimal(shrunk)
+    assert confirmed.minimal["faults"] == FAULTS
+    assert confirmed.confirmed == (2, 2)
+    assert confirmed.reliable
