@@ -91,7 +91,7 @@ def render_scenario(data: dict[str, Any], *, header: Iterable[str] = ()) -> str:
         lines.append("description: >")
         lines += textwrap.wrap(" ".join(str(data["description"]).split()), width=86,
                                initial_indent="  ", subsequent_indent="  ",
-                               break_on_hyphens=False)
+                               break_on_hyphens=False, break_long_words=False)
     if data.get("system") and data["system"] != DEFAULT_SYSTEM:
         lines.append(f"system: {_flow(data['system'])}")
     lines.append(f"seed: {int(data['seed'])}")

@@ -17,7 +17,7 @@ import pytest
 
 from faultline.explore import PATTERNS, DrillGenerator, FaultSpace, derive_seed, try_seeds
 from faultline.explore._atoms import READY_MARGIN
-from faultline.explore._draw import without_conflicts
+from faultline.explore._draw import Drill, without_conflicts
 from faultline.scenario import SIGNALS, TOXIC_TYPES, KillFault, ToxicFault, parse_scenario
 from faultline.system import Hop, Service, SystemProfile, load_profile
 
@@ -246,3 +246,14 @@ def test_hops_are_drawn_in_proportion_to_their_traffic() -> None:
     assert "web->db" not in FaultSpace.from_profile(shop).hops  # 0: never drawn
     with pytest.raises(ValueError, match="web->db: traffic must be 0 or more"):
         Hop("web->db", "web_db", "web", "db", "postgres", traffic=-1)
+
+
+def test_a_long_name_in_a_description_is_not_cut_in_two() -> None:
+    """A folded description joins its lines with spaces: a drill name split across two
+    lines would read ``ex plore-001-...`` (the first proof's minimal.yaml did)."""
+    long = "explore-001-lost_ack-relay-postgres-then-stall-api-postgres-when-breaker_state" * 2
+    data = {"name": "x", "description": f"Found in drill 1 ({long}) by a long search.",
+            "seed": 1, "load": {"profile": "steady", "users": 1, "duration": 4.0},
+            "faults": []}
+    scn = parse_scenario(Drill(1, data).text(), "x.yaml", profile=PAYMENTS)
+    assert f"({long})" in scn.description
