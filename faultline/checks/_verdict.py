@@ -114,12 +114,32 @@ def vacuous_faults(faults: Iterable[Mapping[str, Any]]) -> list[str]:
     An effect is the fault's counters (``{"connections_cut": 0, ...}``); all zero,
     absent or not a mapping (unknown) means the fault never touched the system.
     """
+    return [_fault_name(f, i) for i, f in _idle(list(faults))]
+
+
+def _idle(faults: list[Mapping[str, Any]]) -> list[tuple[int, Mapping[str, Any]]]:
+    return [(i, f) for i, f in enumerate(faults)
+            if f.get("expect_effect", True) and not _touched(f.get("effect"))]
+
+
+def _fault_name(fault: Mapping[str, Any], index: int) -> str:
+    return str(fault.get("name") or f"fault {index}")
+
+
+def _idle_labels(faults: list[Mapping[str, Any]]) -> list[str]:
+    """The idle faults for the verdict's reason, each with its own status, and its start
+    when another fault has the same name (a flapping hop is cut three times: which cut
+    touched nothing?)."""
+    names = [_fault_name(f, i) for i, f in enumerate(faults)]
     out = []
-    for i, fault in enumerate(faults):
-        if not fault.get("expect_effect", True):
-            continue
-        if not _touched(fault.get("effect")):
-            out.append(str(fault.get("name") or f"fault {i}"))
+    for i, fault in _idle(faults):
+        label = names[i]
+        if names.count(label) > 1:
+            start = fault.get("start_s")
+            label += f" at {float(start):.1f}s" if start is not None else f" (fault {i})"
+        if fault.get("status"):
+            label += f" ({str(fault['status']).replace('_', ' ')})"
+        out.append(label)
     return out
 
 
@@ -242,11 +262,8 @@ def verdict(
         return make(ExitCode.HARNESS_ERROR, f"not checked: {', '.join(missing)}")
     if not results:
         return make(ExitCode.HARNESS_ERROR, "nothing was checked")
-    idle = vacuous_faults(fault_list)
+    idle = _idle_labels(list(fault_list))
     if idle:
         # with the engine's status of each fault when it gave one (no effect, skipped...)
-        status = {str(f.get("name")): str(f["status"]).replace("_", " ")
-                  for f in fault_list if f.get("status")}
-        idle = [f"{name} ({status[name]})" if name in status else name for name in idle]
         return make(ExitCode.VACUOUS, f"vacuous: a fault never touched the system: {', '.join(idle)}")
     return make(ExitCode.HELD, f"all {len(results)} checks held")

@@ -46,12 +46,33 @@ def _process_window(fault: dict[str, Any], duration: float) -> tuple[str, float,
     return str(fault[kind]), at, end
 
 
-def without_conflicts(faults: list[dict[str, Any]], duration: float) -> list[dict[str, Any]]:
+def _held(fault: dict[str, Any], duration: float) -> tuple[str, float, float] | None:
+    """``(service, from, to)`` while a process fault surely has the service send
+    nothing: frozen, or dead until its restart (no readiness margin: it may talk again
+    as soon as it is back), or dead for good."""
+    kind = next((k for k in ("kill", "pause") if k in fault), None)
+    if kind is None or "when" in fault:
+        return None
+    at = float(fault["at"])
+    if kind == "pause":
+        return str(fault["pause"]), at, at + float(fault["for"])
+    after = fault.get("restart_after")
+    return str(fault["kill"]), at, at + float(after) if after is not None else duration + 1
+
+
+def without_conflicts(faults: list[dict[str, Any]], duration: float,
+                      sources: dict[str, tuple[str, ...]] | None = None
+                      ) -> list[dict[str, Any]]:
     """``faults`` (sorted by ``at``) less every process fault that would start while an
     earlier one holds the same service down or frozen: a signal to a process that is
     not there, or a second SIGSTOP, touches nothing and would only make the drill
-    vacuous (the first exploration on the correct stack drew such a drill)."""
+    vacuous (the first exploration on the correct stack drew such a drill). With
+    ``sources`` (hop -> the services that talk through it), also less every toxic whose
+    whole window falls while every service talking through its hop is dead or frozen:
+    a hop nobody sends on carries nothing to slow or cut (the second exploration of the
+    correct stack drew four such drills, all vacuous)."""
     busy: dict[str, float] = {}
+    held: dict[str, list[tuple[float, float]]] = {}
     kept = []
     for fault in faults:
         window = _process_window(fault, duration)
@@ -60,6 +81,16 @@ def without_conflicts(faults: list[dict[str, Any]], duration: float) -> list[dic
             if start < busy.get(service, float("-inf")):
                 continue
             busy[service] = end
+        hop = fault.get("hop")
+        if sources is not None and hop in sources and "when" not in fault:
+            at = float(fault["at"])
+            end = at + float(fault.get("for", 0))
+            if sources[hop] and all(any(a <= at and end <= b for a, b in held.get(s, ()))
+                                    for s in sources[hop]):
+                continue
+        hold = _held(fault, duration)
+        if hold is not None:
+            held.setdefault(hold[0], []).append(hold[1:])
         kept.append(fault)
     return kept
 
@@ -119,6 +150,10 @@ class DrillGenerator:
         self.seed = seed
         self.stack = stack
         self.system = system
+        #: hop -> the services that talk through it (its source, by name or by role)
+        self.sources = {h.name: tuple(s.name for s in space.profile.services
+                                      if h.source in (s.name, s.role))
+                        for h in space.profile.hops}
 
     def draw(self, index: int) -> Drill:
         """Drill number ``index`` (from 1)."""
@@ -146,7 +181,7 @@ class DrillGenerator:
             items.append(kind + (":when" if "when" in fault else ""))
             labels.append(fault_label(fault))
         faults.sort(key=lambda f: float(f["at"]))
-        faults = without_conflicts(faults, duration)
+        faults = without_conflicts(faults, duration, self.sources)
         name = f"explore-{index:03d}-{slug('.'.join(labels))}"[:_NAME_ROOM].rstrip("-.")
         data: dict[str, Any] = {
             "name": name,

@@ -69,7 +69,10 @@ def _flapping_applies(space: FaultSpace) -> bool:
 
 def _flapping(rng: random.Random, space: FaultSpace, load: dict[str, Any]) -> tuple[str, Faults]:
     """A hop slowed for a while and cut two to four times inside that window (a primary
-    that is overloaded while the cluster manager keeps failing over)."""
+    that is overloaded while the cluster manager keeps failing over). The first cut
+    must cut something; a later one may find nothing to cut — the clients backed off
+    after the first (a breaker open, an empty pool) — which is the system coping, not a
+    cut that missed: those say ``expect_effect: false``."""
     duration = load["duration"]
     hop = pick(rng, _hops_with(space, ("latency", "down"), every=True))
     at, span = window(rng, space, duration, Range(4.0, max(4.0, duration - 3)))
@@ -78,8 +81,11 @@ def _flapping(rng: random.Random, space: FaultSpace, load: dict[str, Any]) -> tu
     faults = [slow]
     for i in range(cuts):
         start = at + span * (i + 0.5) / (cuts + 0.5)
-        faults.append({"at": seconds(start), "for": seconds(rng.uniform(0.5, 1.2)),
-                       "hop": hop, "toxic": "down"})
+        cut: dict[str, Any] = {"at": seconds(start), "for": seconds(rng.uniform(0.5, 1.2)),
+                               "hop": hop, "toxic": "down"}
+        if i > 0:
+            cut["expect_effect"] = False
+        faults.append(cut)
     return f"flapping-{_slug(hop)}", faults
 
 

@@ -97,6 +97,23 @@ def test_vacuous_verdict_still_reports_every_invariant() -> None:
     assert [x.name for x in v.results] == ["a", "b"]
 
 
+def test_the_idle_one_of_faults_with_one_name_is_told_apart() -> None:
+    """A flapping hop is cut three times under one name; the reason names the cut that
+    touched nothing by its start and its own status (it said "(fired)", the status of
+    another cut, before)."""
+    cuts = [{"name": "down@api->postgres", "start_s": 6.5, "status": "fired",
+             "effect": {"connections_cut": 14}},
+            {"name": "down@api->postgres", "start_s": 7.52, "status": "no_effect",
+             "effect": {"connections_cut": 0}},
+            {"name": "down@api->postgres", "start_s": 9.0, "status": "fired",
+             "effect": {"connections_cut": 2}},
+            {"name": "kill api", "status": "skipped", "effect": {}}]
+    v = verdict([r("a", True)], faults=cuts)
+    assert v.exit_code == ExitCode.VACUOUS
+    assert v.reason == ("vacuous: a fault never touched the system: "
+                        "down@api->postgres at 7.5s (no effect), kill api (skipped)")
+
+
 def test_faults_are_in_the_json_and_round_trip() -> None:
     fault = {"name": "x", "effect": {"n": 3, "hops": ("a", "b")}, "expect_effect": True}
     v = verdict([r("a", True)], faults=[fault], steady_state_results=[r("a", True)])

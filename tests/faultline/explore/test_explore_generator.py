@@ -257,3 +257,44 @@ def test_a_long_name_in_a_description_is_not_cut_in_two() -> None:
             "faults": []}
     scn = parse_scenario(Drill(1, data).text(), "x.yaml", profile=PAYMENTS)
     assert f"({long})" in scn.description
+
+
+def test_no_toxic_is_drawn_onto_a_hop_nobody_can_send_on() -> None:
+    """A toxic whose whole window falls while every service talking through its hop is
+    dead or frozen touches nothing (the api killed for good, then its database hop
+    stalled: the second exploration of the correct stack drew it, vacuous)."""
+    sources = {"api->postgres": ("api",), "worker->redis": ("worker-1", "worker-2")}
+    faults = [{"at": 1.5, "kill": "api", "signal": "SIGKILL"},                     # for good
+              {"at": 2.0, "for": 3.0, "pause": "worker-1"},
+              {"at": 3.0, "for": 1.0, "hop": "worker->redis", "toxic": "latency"},  # worker-2
+              {"at": 9.0, "for": 6.0, "hop": "api->postgres", "toxic": "stall"},    # dropped
+              {"at": 9.5, "for": 1.0, "hop": "api->postgres", "toxic": "latency",
+               "when": {"operations": 5}}]                                           # unknown
+    assert without_conflicts(faults, 16.0, sources) == [faults[0], faults[1], faults[2],
+                                                        faults[4]]
+    back = [{"at": 2.0, "kill": "api", "restart_after": 2.0},
+            {"at": 2.5, "for": 1.0, "hop": "api->postgres", "toxic": "down"},      # dropped
+            {"at": 3.0, "for": 3.0, "hop": "api->postgres", "toxic": "latency"}]   # outlives it
+    assert without_conflicts(back, 16.0, sources) == [back[0], back[2]]
+    assert without_conflicts(faults, 16.0) == faults  # without sources: process faults only
+    generator = DrillGenerator(FaultSpace.from_profile(PAYMENTS), 1)
+    assert generator.sources["worker->redis"] == ("worker-1", "worker-2")  # by role
+    assert generator.sources["replication"] == ("replica",)
+
+
+def test_a_flapping_hop_expects_an_effect_of_its_first_cut_only() -> None:
+    """The first cut must cut something; a later one may find the clients backed off
+    (a breaker open after the first): ``expect_effect: false`` (the second exploration
+    of the correct stack called a flap whose second cut found nothing vacuous)."""
+    import random
+
+    space = FaultSpace.from_profile(PAYMENTS)
+    load = {"profile": "steady", "users": 8, "duration": 16.0}
+    for n in range(200):
+        _, faults = PATTERNS["slow_and_flapping"].draw(random.Random(n), space, load)
+        slow, *cuts = faults
+        assert slow["toxic"] == "latency"
+        assert len(cuts) >= 2
+        assert all(c["toxic"] == "down" for c in cuts)
+        assert "expect_effect" not in cuts[0]
+        assert all(c["expect_effect"] is False for c in cuts[1:])
