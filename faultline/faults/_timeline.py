@@ -8,6 +8,15 @@ heals that long after it really started; ``until`` is a fixed time; a kill's
 (heals before starts at a tie, so back-to-back windows do not overlap) and polls the
 pending triggers every :data:`POLL` seconds.
 
+Bringing a service back (a kill's restart, a graceful restart) waits for it to be
+ready, which may take as long as the faults around it last: an api restarted while
+its database hop stalls every connection is ready only once that toxic heals. Such a
+step runs in a thread of its own, so the scheduler goes on healing and starting the
+other faults (it used to wait in line: the toxic's heal waited for the restart, the
+restart for the heal, for the launcher's whole 60 s readiness timeout — an
+exploration drew exactly that). A later step on a service still coming back waits
+for it, without holding up the rest.
+
 A fault that cannot be injected is recorded (an ``error`` nemesis line), never fatal;
 a trigger whose deadline passes is recorded as ``skipped`` (that fault did nothing,
 which the verdict reports). ``heal_all()`` is what the runner calls on every exit path.
@@ -29,6 +38,10 @@ __all__ = ["FaultTimeline", "StateProbe", "TimelineStep", "plan"]
 
 #: seconds between two looks at the pending triggers
 POLL = 0.1
+_PROCESS = ("kill", "pause", "restart")
+#: seconds ``heal_all`` waits for services still coming back (the launcher's own
+#: readiness timeout bounds each)
+SLOW_JOIN = 90.0
 
 
 class StateProbe(Protocol):
@@ -100,6 +113,8 @@ class FaultTimeline:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        #: service -> the thread bringing it back (a restart waiting for readiness)
+        self._slow: dict[str, threading.Thread] = {}
 
     def _nemesis(self, fault: Any) -> Any:
         kind = "process" if fault.kind in ("kill", "pause", "restart") else fault.kind
@@ -108,6 +123,26 @@ class FaultTimeline:
             raise ValueError(f"this stack cannot inject {fault.kind} faults")
         return nemesis
 
+    @staticmethod
+    def _slow_step(action: str, fault: Any) -> bool:
+        """Does this step wait for a service to become ready?"""
+        return ((fault.kind == "kill" and action == "stop")
+                or (fault.kind == "restart" and action == "start"))
+
+    def _busy(self, fault: Any) -> bool:
+        """Is the service of this process fault still coming back?"""
+        if fault.kind not in _PROCESS:
+            return False
+        thread = self._slow.get(str(fault.target))
+        return thread is not None and thread.is_alive()
+
+    def _failed(self, action: str, index: int, exc: Exception) -> None:
+        fault = self.faults[index]
+        msg = f"{action} {fault.label}: {type(exc).__name__}: {exc}"
+        self.errors.append(msg)
+        self.log.record("error", {"index": index, "name": fault.label,
+                                  "fault": fault.kind, "error": msg})
+
     def _do(self, action: str, index: int) -> bool:
         fault = self.faults[index]
         try:
@@ -115,17 +150,37 @@ class FaultTimeline:
                 if self._stop.is_set():
                     return False
                 nemesis = self._nemesis(fault)
-                if action == "start":
+                if self._slow_step(action, fault):
+                    self._in_background(nemesis, action, index)
+                elif action == "start":
                     nemesis.start(index, fault)
                 else:
                     nemesis.stop(index)
             return True
         except Exception as exc:  # recorded; the drill goes on and heal still runs
-            msg = f"{action} {fault.label}: {type(exc).__name__}: {exc}"
-            self.errors.append(msg)
-            self.log.record("error", {"index": index, "name": fault.label,
-                                      "fault": fault.kind, "error": msg})
+            self._failed(action, index, exc)
             return False
+
+    def _in_background(self, nemesis: Any, action: str, index: int) -> None:
+        fault = self.faults[index]
+
+        def step() -> None:
+            try:  # not under the lock: the other faults go on meanwhile
+                if action == "start":
+                    nemesis.start(index, fault)
+                else:
+                    nemesis.stop(index)
+            except Exception as exc:
+                self._failed(action, index, exc)
+
+        thread = threading.Thread(target=step, name=f"nemesis-{fault.target}", daemon=True)
+        self._slow[str(fault.target)] = thread
+        thread.start()
+
+    def _join_slow(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for thread in list(self._slow.values()):
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def _condition(self, trigger: Any) -> bool:
         if self.probe is None:
@@ -161,8 +216,15 @@ class FaultTimeline:
                     self.skipped[index] = reason
                     self.log.record("skipped", {"index": index, "name": fault.label,
                                                 "fault": fault.kind, "reason": reason})
+            deferred = []
+            held: set[str] = set()  # services with a step deferred: their later ones wait too
             while queue and queue[0][0] <= self.clock() - t0:
-                _, _, index, action = heapq.heappop(queue)
+                at, order, index, action = heapq.heappop(queue)
+                fault = self.faults[index]
+                if self._busy(fault) or (fault.kind in _PROCESS and str(fault.target) in held):
+                    deferred.append((at, order, index, action))  # still coming back
+                    held.add(str(fault.target))
+                    continue
                 if not self._do(action, index) or action != "start":
                     continue
                 self.started[index] = self.clock() - t0
@@ -170,8 +232,10 @@ class FaultTimeline:
                 after = _heal_after(fault)
                 if after is not None and fault.when is not None:
                     heapq.heappush(queue, (self.started[index] + after, 0, index, "stop"))
+            for item in deferred:
+                heapq.heappush(queue, item)
             wake = queue[0][0] - (self.clock() - t0) if queue else POLL
-            if waiting:
+            if waiting or deferred:
                 wake = min(wake, POLL)
             if self._stop.wait(max(0.0, wake)):
                 return
@@ -207,6 +271,8 @@ class FaultTimeline:
         order = sorted(self.nemeses, key=lambda k: {"toxic": 0, "action": 1}.get(k, 2))
         with self._lock:
             for kind in order:
+                if kind == "process":  # a service still coming back first gets there
+                    self._join_slow(SLOW_JOIN)
                 try:
                     undone += self.nemeses[kind].heal_all()
                 except Exception as exc:
