@@ -235,7 +235,9 @@ class FaultTimeline:
             for item in deferred:
                 heapq.heappush(queue, item)
             wake = queue[0][0] - (self.clock() - t0) if queue else POLL
-            if waiting or deferred:
+            if deferred:  # due already, waiting for a service: look again soon, not in a spin
+                wake = POLL
+            elif waiting:
                 wake = min(wake, POLL)
             if self._stop.wait(max(0.0, wake)):
                 return

@@ -74,12 +74,16 @@ def test_a_restart_waiting_for_readiness_does_not_hold_up_the_heal_it_needs() ->
     timeline = FaultTimeline(parse_scenario(SCENARIO, "t.yaml").faults,
                              nemeses={"toxic": network, "process": processes},
                              log=NemesisLog(), load_duration=10.0)
+    cpu = time.process_time()
     timeline.start(t0[0])
     deadline = time.monotonic() + 2 * GIVE_UP
     while time.monotonic() < deadline and len(processes.calls) < 5:
         time.sleep(0.05)
     timeline.stop()
     timeline.heal_all()
+    # the second kill waited ~0.5 s for the api to come back: polled, not in a spin
+    used = time.process_time() - cpu
+    assert used < 0.2  # 0.006 s polled; 0.4 s when it spun
     assert timeline.errors == []
     (_, healed_at), = [c for c in network.calls if c[0] == "stop"]
     assert healed_at < 1.6  # on time (1.2 s), not after the restart gave up
