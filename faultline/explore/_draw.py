@@ -28,11 +28,13 @@ _NAME_ROOM = 100
 _PROCESS_KINDS = ("kill", "pause", "restart")
 
 
-def _process_window(fault: dict[str, Any], duration: float) -> tuple[str, float, float] | None:
-    """``(service, from, to)``: while a process fault has the service down or frozen
-    (a kill without restart: to the end of the load); None for other faults and for
-    triggered ones (their start is not known when drawing)."""
-    kind = next((k for k in _PROCESS_KINDS if k in fault), None)
+def _process_window(fault: dict[str, Any], duration: float, *, margin: float = READY_MARGIN,
+                    kinds: tuple[str, ...] = _PROCESS_KINDS) -> tuple[str, float, float] | None:
+    """``(service, from, to)``: while a process fault of ``kinds`` has the service down
+    or frozen (a kill without restart: to the end of the load; a restarted service
+    counts as back ``margin`` seconds after it started again); None for other faults
+    and for triggered ones (their start is not known when drawing)."""
+    kind = next((k for k in kinds if k in fault), None)
     if kind is None or "when" in fault:
         return None
     at = float(fault["at"])
@@ -40,24 +42,10 @@ def _process_window(fault: dict[str, Any], duration: float) -> tuple[str, float,
         end = at + float(fault["for"])
     elif kind == "kill":
         after = fault.get("restart_after")
-        end = at + float(after) + READY_MARGIN if after is not None else duration + 1
+        end = at + float(after) + margin if after is not None else duration + 1
     else:
-        end = at + READY_MARGIN
+        end = at + margin
     return str(fault[kind]), at, end
-
-
-def _held(fault: dict[str, Any], duration: float) -> tuple[str, float, float] | None:
-    """``(service, from, to)`` while a process fault surely has the service send
-    nothing: frozen, or dead until its restart (no readiness margin: it may talk again
-    as soon as it is back), or dead for good."""
-    kind = next((k for k in ("kill", "pause") if k in fault), None)
-    if kind is None or "when" in fault:
-        return None
-    at = float(fault["at"])
-    if kind == "pause":
-        return str(fault["pause"]), at, at + float(fault["for"])
-    after = fault.get("restart_after")
-    return str(fault["kill"]), at, at + float(after) if after is not None else duration + 1
 
 
 def without_conflicts(faults: list[dict[str, Any]], duration: float,
@@ -88,7 +76,9 @@ def without_conflicts(faults: list[dict[str, Any]], duration: float,
             if sources[hop] and all(any(a <= at and end <= b for a, b in held.get(s, ()))
                                     for s in sources[hop]):
                 continue
-        hold = _held(fault, duration)
+        # surely silent: frozen, or dead until its restart (no readiness margin: it may
+        # talk again as soon as it is back)
+        hold = _process_window(fault, duration, margin=0.0, kinds=("kill", "pause"))
         if hold is not None:
             held.setdefault(hold[0], []).append(hold[1:])
         kept.append(fault)

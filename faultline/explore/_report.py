@@ -121,9 +121,7 @@ def _finding_md(f: Finding, folder: Path) -> list[str]:
                 f"{replays} times, and no larger candidate, not even the drill as drawn, "
                 "failed in most of its replays: a narrow race that this drill hits now "
                 "and then.", ""]
-    out += [
-
-            "Replay it:", "", "```sh", f.replay, "```", "",
+    out += ["Replay it:", "", "```sh", f.replay, "```", "",
             "| | original | minimal |", "|---|---|---|",
             f"| faults | {orig['faults']} | {mini['faults']} |",
             f"| load | {_load_words(f.original)} | {_load_words(f.minimal)} |", ""]

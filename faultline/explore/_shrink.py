@@ -162,6 +162,28 @@ class Shrinker:
         self._rejected: set[str] = set()
 
     # ------------------------------------------------------------ one candidate
+    def _step(self, stage: str, what: str, data: Data) -> ShrinkStep:
+        return ShrinkStep(len(self.steps) + 1, stage, what, False, len(data.get("faults") or []),
+                          float(data["load"]["duration"]), int(data["load"]["users"]))
+
+    def _done(self, step: ShrinkStep) -> None:
+        if step.trials:
+            self.steps.append(step)
+            self.on_step(step)
+
+    def _try(self, step: ShrinkStep, data: Data, seed: int, label: str, *, cap: int) -> Trial:
+        """One run of ``data`` with ``seed``; a try that says nothing about the candidate
+        (:data:`INCONCLUSIVE`) is run once more while the runs stay under ``cap``."""
+        self.runs += 1
+        trial = self.run({**copy.deepcopy(data), "seed": seed}, label)
+        step.trials.append(trial)
+        if trial.exit_code in INCONCLUSIVE and self.runs < cap:
+            # the stack, not the candidate, failed: this try says nothing
+            self.runs += 1
+            trial = self.run({**copy.deepcopy(data), "seed": seed}, label + "r")
+            step.trials.append(trial)
+        return trial
+
     def _fails(self, data: Data, stage: str, what: str, *, strict: bool = False) -> bool:
         """Run ``data`` up to ``tries`` times; True when one run fails like the target.
         ``strict`` (cosmetic edits): True only when it fails twice in a row with the seed
@@ -170,8 +192,7 @@ class Shrinker:
         key = json.dumps([data, strict], sort_keys=True, default=str)
         if key in self._rejected:
             return False
-        step = ShrinkStep(len(self.steps) + 1, stage, what, False, len(data.get("faults") or []),
-                          float(data["load"]["duration"]), int(data["load"]["users"]))
+        step = self._step(stage, what, data)
         order = ([self.good_seed] * STRICT_RUNS if strict else
                  [self.good_seed, *(s for s in self.seeds if s != self.good_seed)])
         try:
@@ -180,16 +201,8 @@ class Shrinker:
                     raise _Exhausted("runs")
                 if self.deadline is not None and self.clock() >= self.deadline:
                     raise _Exhausted("time")
-                self.runs += 1
-                trial = self.run({**copy.deepcopy(data), "seed": seed},
-                                 f"s{step.number:03d}-t{j + 1}")
-                step.trials.append(trial)
-                if trial.exit_code in INCONCLUSIVE and self.runs < self.max_runs:
-                    # the stack, not the candidate, failed: this try says nothing
-                    self.runs += 1
-                    trial = self.run({**copy.deepcopy(data), "seed": seed},
-                                     f"s{step.number:03d}-t{j + 1}r")
-                    step.trials.append(trial)
+                trial = self._try(step, data, seed, f"s{step.number:03d}-t{j + 1}",
+                                  cap=self.max_runs)
                 reproduced = self.target.reproduced_by(trial.failure)
                 if strict and not reproduced:
                     break
@@ -203,9 +216,7 @@ class Shrinker:
             self._rejected.add(key)
             return False
         finally:
-            if step.trials:
-                self.steps.append(step)
-                self.on_step(step)
+            self._done(step)
 
     def _try_all(self, data: Data, edits: Sequence[Edit], stage: str) -> tuple[Data, bool]:
         """Apply as many of ``edits`` as the failure survives: all at once, else each
@@ -286,35 +297,20 @@ class Shrinker:
         started = self.started if len(self.started) == len(data.get("faults") or []) else []
         return self._try_all(data, simplify_edits(data, started, bold=bold), "simpler")
 
-    def _replays(self, data: Data, seed: int, what: str,
-                 budget: list[int]) -> tuple[int, int]:
+    def _replays(self, data: Data, seed: int, what: str, until: int) -> tuple[int, int]:
         """``data`` run with ``seed`` up to ``tries`` times, as its replay command will
-        (stopping once a majority is decided): ``(failed the same way, runs)``."""
+        (stopping once a majority is decided, or when ``self.runs`` reaches ``until``):
+        ``(failed the same way, runs)``."""
         need = self.tries // 2 + 1
-        step = ShrinkStep(len(self.steps) + 1, "replay", what, False,
-                          len(data.get("faults") or []), float(data["load"]["duration"]),
-                          int(data["load"]["users"]))
+        step = self._step("replay", what, data)
         failed = runs = 0
-        while runs < self.tries and failed < need and runs - failed <= self.tries - need:
-            if budget[0] <= 0:
-                break
-            budget[0] -= 1
-            self.runs += 1
-            trial = self.run({**copy.deepcopy(data), "seed": seed},
-                             f"s{step.number:03d}-r{runs + 1}")
-            step.trials.append(trial)
-            if trial.exit_code in INCONCLUSIVE and budget[0] > 0:
-                budget[0] -= 1
-                self.runs += 1
-                trial = self.run({**copy.deepcopy(data), "seed": seed},
-                                 f"s{step.number:03d}-r{runs + 1}r")
-                step.trials.append(trial)
+        while (runs < self.tries and failed < need and runs - failed <= self.tries - need
+               and self.runs < until):
+            trial = self._try(step, data, seed, f"s{step.number:03d}-r{runs + 1}", cap=until)
             runs += 1
             failed += self.target.reproduced_by(trial.failure)
         step.accepted = failed >= need
-        if step.trials:
-            self.steps.append(step)
-            self.on_step(step)
+        self._done(step)
         return failed, runs
 
     def _walk_back(self) -> list[tuple[Data, int]]:
@@ -353,18 +349,18 @@ class Shrinker:
         smallest back to the drill as drawn (at most :data:`CONFIRM_CANDIDATES`, at most
         ``budget`` runs, default ``CONFIRM_CANDIDATES * tries``): the first that does
         is the minimal drill. None does: the smallest, marked not reliable."""
-        left = [budget if budget is not None else CONFIRM_CANDIDATES * self.tries]
+        until = self.runs + (budget if budget is not None else CONFIRM_CANDIDATES * self.tries)
         need = self.tries // 2 + 1
         smallest = None
         chain = self._walk_back() or [({k: v for k, v in result.minimal.items() if k != "seed"},
                                        result.seed)]  # nothing kept: the budget ran out first
         for n, (data, seed) in enumerate(chain):
-            if left[0] <= 0:
+            if self.runs >= until:
                 break
             what = ("the minimal drill, as its replay command runs it" if n == 0 else
                     f"walking back: kept candidate with {len(data.get('faults') or [])} "
                     f"faults, {float(data['load']['duration']):g}s of load")
-            failed, runs = self._replays(data, seed, what, left)
+            failed, runs = self._replays(data, seed, what, until)
             if smallest is None:
                 smallest = (failed, runs)
             if failed >= need:

@@ -38,6 +38,7 @@ __all__ = ["FaultTimeline", "StateProbe", "TimelineStep", "plan"]
 
 #: seconds between two looks at the pending triggers
 POLL = 0.1
+#: the fault kinds the process nemesis injects
 _PROCESS = ("kill", "pause", "restart")
 #: seconds ``heal_all`` waits for services still coming back (the launcher's own
 #: readiness timeout bounds each)
@@ -117,7 +118,7 @@ class FaultTimeline:
         self._slow: dict[str, threading.Thread] = {}
 
     def _nemesis(self, fault: Any) -> Any:
-        kind = "process" if fault.kind in ("kill", "pause", "restart") else fault.kind
+        kind = "process" if fault.kind in _PROCESS else fault.kind
         nemesis = self.nemeses.get(kind)
         if nemesis is None:
             raise ValueError(f"this stack cannot inject {fault.kind} faults")
